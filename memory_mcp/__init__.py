@@ -1,0 +1,45 @@
+"""memory_mcp: hierarchical, temporal long-term memory for LLM assistants, on one SQLite file."""
+
+from .errors import (
+    AlreadySupersededError,
+    ContentTooLongError,
+    EmbedderError,
+    EmbedderMismatchError,
+    EmptyContentError,
+    InvalidArgumentError,
+    InvalidImportanceError,
+    InvalidMemoryError,
+    InvalidTimeError,
+    MemoryMCPError,
+    MemoryNotFoundError,
+    MissingUserError,
+    UnknownCategoryError,
+)
+from .memory import (
+    Embedder,
+    EmbedderBackend,
+    HierarchicalMemory,
+    Memory,
+    MemoryCache,
+    MemoryCategory,
+    MemoryConfig,
+    MemoryFilter,
+    MemoryStats,
+    MemoryStore,
+    ScopeLevel,
+    SearchResult,
+    TextIndex,
+    VectorFilter,
+    VectorIndex,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadySupersededError", "ContentTooLongError", "Embedder", "EmbedderBackend", "EmbedderError",
+    "EmbedderMismatchError", "EmptyContentError", "HierarchicalMemory", "InvalidArgumentError",
+    "InvalidImportanceError", "InvalidMemoryError", "InvalidTimeError", "Memory", "MemoryCache",
+    "MemoryCategory", "MemoryConfig", "MemoryFilter", "MemoryMCPError", "MemoryNotFoundError", "MemoryStats",
+    "MemoryStore", "MissingUserError", "ScopeLevel", "SearchResult", "TextIndex", "UnknownCategoryError",
+    "VectorFilter", "VectorIndex",
+]

@@ -1,0 +1,111 @@
+"""Fts5TextIndex: full-text search with BM25 computed over one user's memories only.
+
+FTS5's own ``bm25()`` takes its document frequencies and average length from the whole table, so
+another user's memories would shift this user's ranking. Instead every MATCH is confined to one
+user inside FTS5 (each row carries its owner as a token, ``u<user_key>``) and BM25 is computed here
+from that user's counts (kept by triggers in ``users``). Each query word is matched on its own and
+quoted, so no user text is ever parsed as FTS5 syntax: punctuation, quotes, ``AND``/``NOT``/``NEAR``,
+empty strings and any script are safe. Stopwords are dropped before the query reaches FTS5, and each
+word's posting list is read up to a cap, so a common word cannot make a query scan the whole table.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from typing import Any
+
+from .sqlite_store import SQLiteMemoryStore
+
+# Words that tell memories apart too rarely to be worth a posting-list scan.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves s t don""".split()
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# BM25 constants, as in FTS5 and most engines.
+K1 = 1.2
+B = 0.75
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct words of a query worth matching, in order; stopwords only if nothing else."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    kept = [w for w in words if w not in STOPWORDS]
+    return kept or words
+
+
+def count_tokens(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+class Fts5TextIndex:
+    """BM25 over the ``memories_fts`` table the schema's triggers maintain."""
+
+    def __init__(self, store: SQLiteMemoryStore, *, posting_cap: int = 5000):
+        self._store = store
+        self._cap = posting_cap
+
+    async def search(
+        self, query: str, user_key: int, count: int, allowed_sql: tuple[str, list[Any]] | None = None
+    ) -> list[tuple[int, float]]:
+        terms = query_terms(query)[:32]
+        if not terms or count <= 0:
+            return []
+        async with self._store.reading() as db:
+            n_docs, n_tokens = await self._store.user_counts(db, user_key)
+            if n_docs == 0:
+                return []
+            avgdl = max(n_tokens / n_docs, 1.0)
+            matched: dict[int, list[float]] = defaultdict(list)
+            for term in terms:
+                # A quoted string is a phrase of the tokenizer's tokens: never an operator.
+                phrase = '"' + term.replace('"', '""') + '"'
+                cursor = await db.execute(
+                    "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?",
+                    (f"owner : u{user_key} AND body : {phrase}", self._cap),
+                )
+                rows = await cursor.fetchall()
+                if not rows:
+                    continue
+                df = len(rows)
+                idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+                for (rowid,) in rows:
+                    matched[int(rowid)].append(idf)
+            if not matched:
+                return []
+            where, params = allowed_sql or ("1", [])
+            cursor = await db.execute(
+                f"SELECT m.key, m.n_tokens FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) "
+                f"AND {where}",
+                [_json_keys(matched), *params],
+            )
+            lengths = {int(k): int(n) for k, n in await cursor.fetchall()}
+        scored = []
+        for key, dl in lengths.items():
+            norm = K1 * (1 - B + B * dl / avgdl)
+            # Each word counted once per memory (term frequency 1): memories are short statements.
+            score = sum(idf * (K1 + 1) / (1 + norm) for idf in matched[key])
+            scored.append((key, score))
+        scored.sort(key=lambda kv: (-kv[1], -kv[0]))
+        return scored[:count]
+
+    async def rebuild(self) -> None:
+        async with self._store.transaction() as db:
+            await db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+
+    async def integrity_check(self) -> None:
+        async with self._store.transaction() as db:
+            await db.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def _json_keys(keys: Any) -> str:
+    return "[" + ",".join(str(k) for k in keys) + "]"

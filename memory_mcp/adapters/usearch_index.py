@@ -1,0 +1,266 @@
+"""UsearchVectorIndex: HNSW search over memory vectors, one usearch index per user.
+
+The index is a derived cache of the vectors stored in SQLite. Each user's index is loaded on first
+use from its file beside the database (``<db>.vectors/``), after checking it against the record in
+``vector_index_files`` (size, CRC-32, model, dimension): a missing, stale or damaged file is never
+trusted, the index is rebuilt from SQLite instead. The record also holds the last change the file
+contains; changes after it (from this process or another) are replayed from the change log before
+every search, so a memory written by one process is found by the next search of another.
+
+One index per user keeps users apart physically: a search can neither return nor be slowed by
+another user's vectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from usearch.index import Index
+
+from ..memory.ports import Vector, VectorFilter
+from .sqlite_store import SQLiteMemoryStore
+
+log = logging.getLogger(__name__)
+
+# Below this many vectors an exact scan is as fast as HNSW and never misses.
+EXACT_BELOW = 2048
+
+
+@dataclass
+class _Partition:
+    index: Index
+    seq: int  # last change applied
+    saved_seq: int  # last change in the saved file
+    unsaved: int = 0
+
+
+class UsearchVectorIndex:
+    def __init__(
+        self,
+        store: SQLiteMemoryStore,
+        directory: str | Path,
+        *,
+        ndim: int,
+        model_name: str,
+        connectivity: int = 16,
+        expansion_add: int = 200,
+        expansion_search: int = 50,
+        save_every: int = 1000,
+    ):
+        self._store = store
+        self.directory = Path(directory)
+        self.ndim = ndim
+        self.model_name = model_name
+        self._params = dict(connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search)
+        self._save_every = save_every
+        self._parts: dict[int, _Partition] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self.rebuilds = 0  # how many partitions were rebuilt rather than loaded (for tests and logs)
+
+    def _new_index(self) -> Index:
+        return Index(ndim=self.ndim, metric="cos", dtype="f32", **self._params)
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    async def search(self, query: Vector, count: int, flt: VectorFilter) -> list[tuple[int, float]]:
+        part = await self._synced(flt.user_key)
+        size = len(part.index)
+        if size == 0 or count <= 0:
+            return []
+        matches = part.index.search(
+            np.asarray(query, dtype=np.float32), min(count, size), exact=size <= EXACT_BELOW
+        )
+        results = [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
+        if flt.allowed is not None:
+            results = [r for r in results if r[0] in flt.allowed]
+        return results
+
+    async def size(self, user_key: int) -> int:
+        return len((await self._synced(user_key)).index)
+
+    async def sync(self, user_key: int) -> None:
+        await self._synced(user_key)
+
+    async def rebuild(self, user_key: int | None = None) -> int:
+        """Rebuild one user's index (or every loaded one) from SQLite; returns the vectors indexed."""
+        keys = [user_key] if user_key is not None else list(self._parts)
+        total = 0
+        for key in keys:
+            async with self._lock(key):
+                part = await self._rebuild(key)
+                self._parts[key] = part
+                total += len(part.index)
+        return total
+
+    async def save(self) -> None:
+        for user_key in list(self._parts):
+            async with self._lock(user_key):
+                part = self._parts.get(user_key)
+                if part is not None and part.seq != part.saved_seq:
+                    await self._save(user_key, part)
+
+    async def close(self) -> None:
+        await self.save()
+        self._parts.clear()
+
+    # -- loading, catching up, saving ---------------------------------------------------------
+
+    def _lock(self, user_key: int) -> asyncio.Lock:
+        return self._locks.setdefault(user_key, asyncio.Lock())
+
+    async def _synced(self, user_key: int) -> _Partition:
+        async with self._lock(user_key):
+            part = self._parts.get(user_key)
+            if part is None:
+                part = await self._load(user_key)
+                self._parts[user_key] = part
+            await self._catch_up(user_key, part)
+            if part.unsaved >= self._save_every:
+                await self._save(user_key, part)
+            return part
+
+    async def _load(self, user_key: int) -> _Partition:
+        async with self._store.reading() as db:
+            row = await (
+                await db.execute(
+                    "SELECT file_name, seq, count, crc32, size, model, dim FROM vector_index_files "
+                    "WHERE user_key = ?",
+                    (user_key,),
+                )
+            ).fetchone()
+        if row is None:
+            return await self._rebuild(user_key)
+        file_name, seq, count, crc, size, model, dim = row
+        problem = None
+        path = self.directory / file_name
+        if model != self.model_name or dim != self.ndim:
+            problem = f"it was built with {model} ({dim} dimensions)"
+        elif not path.exists():
+            problem = "its file is missing"
+        else:
+            data = await asyncio.to_thread(path.read_bytes)
+            if len(data) != size or zlib.crc32(data) != crc:
+                problem = "its file is damaged (size or checksum differs)"
+            else:
+                index = self._new_index()
+                try:
+                    index.load(data)
+                except Exception as exc:  # usearch reports format errors as RuntimeError/ValueError
+                    problem = f"its file could not be read ({exc})"
+                else:
+                    if len(index) != count or index.ndim != self.ndim:
+                        problem = "its file does not match its record"
+                    else:
+                        return _Partition(index, seq=seq, saved_seq=seq)
+        log.warning("vector index of user #%d is rebuilt from the database: %s", user_key, problem)
+        return await self._rebuild(user_key)
+
+    async def _rebuild(self, user_key: int) -> _Partition:
+        async with self._store.reading() as db:
+            seq = await self._store.last_change(db, user_key)
+            keys, blobs = await self._store.user_embeddings(db, user_key)
+        index = self._new_index()
+        if len(keys):
+            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(keys), -1)
+            self._check_dim(vectors)
+            await asyncio.to_thread(index.add, keys, vectors)
+        self.rebuilds += 1
+        part = _Partition(index, seq=seq, saved_seq=-1)
+        await self._save(user_key, part)
+        return part
+
+    async def _catch_up(self, user_key: int, part: _Partition) -> None:
+        async with self._store.reading() as db:
+            changes = await self._store.changes_since(db, part.seq, user_key)
+            if not changes:
+                return
+            touched = sorted({key for _, key, _, _ in changes})
+            vectors = dict(await self._store.embeddings(db, touched))
+            expected = await self._store.scalar(
+                db, "SELECT count(*) FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
+            )
+        index = part.index
+        for key in touched:
+            present = bool(index.contains(key))
+            blob = vectors.get(key)
+            # Vectors never change once stored (a new embedding is a new memory or a full reindex),
+            # so an add is needed only for a key the index lacks.
+            if blob is None and present:
+                index.remove(key)
+            elif blob is not None and not present:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                self._check_dim(vector.reshape(1, -1))
+                index.add(key, vector)
+        part.seq = changes[-1][0]
+        part.unsaved += len(changes)
+        if len(index) != expected:
+            log.warning(
+                "vector index of user #%d holds %d vectors, the database %d: rebuilding",
+                user_key, len(index), expected,
+            )
+            rebuilt = await self._rebuild(user_key)
+            part.index, part.seq, part.saved_seq, part.unsaved = rebuilt.index, rebuilt.seq, rebuilt.saved_seq, 0
+
+    def _check_dim(self, vectors: np.ndarray) -> None:
+        if vectors.shape[1] != self.ndim:
+            raise ValueError(f"stored vectors have {vectors.shape[1]} dimensions, the index {self.ndim}")
+
+    async def _save(self, user_key: int, part: _Partition) -> None:
+        """Write the index atomically and record it, unless a newer file is already recorded."""
+        data = bytes(part.index.save())
+        file_name = f"u{user_key}-{part.seq}-{uuid.uuid4().hex[:8]}.usearch"
+        await asyncio.to_thread(self._write_atomically, self.directory / file_name, data)
+        async with self._store.transaction() as db:
+            previous = await self._store.scalar(
+                db, "SELECT file_name FROM vector_index_files WHERE user_key = ?", (user_key,)
+            )
+            cursor = await db.execute(
+                "INSERT INTO vector_index_files(user_key, file_name, seq, count, crc32, size, model, dim) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(user_key) DO UPDATE SET file_name = excluded.file_name, seq = excluded.seq, "
+                "count = excluded.count, crc32 = excluded.crc32, size = excluded.size, "
+                "model = excluded.model, dim = excluded.dim "
+                "WHERE excluded.seq >= vector_index_files.seq OR vector_index_files.model != excluded.model "
+                "OR vector_index_files.dim != excluded.dim",
+                (user_key, file_name, part.seq, len(part.index), zlib.crc32(data), len(data),
+                 self.model_name, self.ndim),
+            )
+            recorded = cursor.rowcount > 0
+        if not recorded:  # another process saved a newer one meanwhile
+            _unlink(self.directory / file_name)
+        elif previous and previous != file_name:
+            _unlink(self.directory / previous)
+        part.saved_seq = part.seq
+        part.unsaved = 0
+
+    @staticmethod
+    def _write_atomically(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        try:  # make the rename itself durable
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

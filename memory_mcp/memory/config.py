@@ -1,0 +1,107 @@
+"""Configuration of the memory engine, from arguments or ``MEMORY_MCP_*`` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EmbedderBackend(StrEnum):
+    LOCAL = "local"  # sentence-transformers, the packaged all-MiniLM-L6-v2
+    OPENAI = "openai"  # any server speaking OpenAI's /v1/embeddings
+    OLLAMA = "ollama"  # an Ollama server's /api/embed
+
+
+def default_db_path() -> Path:
+    return Path(user_data_dir("memory_mcp", appauthor=False)) / "memory.db"
+
+
+_DEFAULT_MODELS = {
+    EmbedderBackend.LOCAL: "all-MiniLM-L6-v2",
+    EmbedderBackend.OPENAI: "text-embedding-3-small",
+    EmbedderBackend.OLLAMA: "nomic-embed-text",
+}
+
+
+class MemoryConfig(BaseSettings):
+    """Every setting of the engine. Each field can also be set as ``MEMORY_MCP_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMORY_MCP_", extra="ignore")
+
+    # Storage
+    db_path: Path = Field(default_factory=default_db_path, description="SQLite database file.")
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="NORMAL",
+        description=(
+            "SQLite synchronous mode. NORMAL (default) in WAL mode never corrupts the database and "
+            "loses nothing on an application crash; only a power loss or OS crash can drop the last "
+            "commits. FULL also survives power loss at the cost of an fsync per write."
+        ),
+    )
+    busy_timeout_ms: int = Field(default=10_000, ge=0, description="How long a writer waits for a lock.")
+
+    # Embeddings
+    embedder_backend: EmbedderBackend = EmbedderBackend.LOCAL
+    embedder_model: str | None = Field(default=None, description="Model name; a backend default if unset.")
+    vector_dimension: int | None = Field(
+        default=None, ge=1, description="Expected embedding size; checked against the model if set."
+    )
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    ollama_base_url: str = "http://localhost:11434"
+    embed_timeout_s: float = Field(default=30.0, gt=0)
+    background_embedding: bool = Field(
+        default=False,
+        description=(
+            "Load the embedder in the background and store writes made before it is ready without "
+            "a vector (embedded as soon as it is); searches meanwhile use full text only. The server "
+            "turns this on so that it answers at once; the library waits for the model instead."
+        ),
+    )
+
+    # HNSW (usearch)
+    hnsw_m: int = Field(default=16, ge=2, description="HNSW connectivity (links per node).")
+    hnsw_ef_construction: int = Field(default=200, ge=1, description="HNSW expansion when adding.")
+    hnsw_ef_search: int = Field(default=50, ge=1, description="HNSW expansion when searching.")
+    index_save_every: int = Field(
+        default=1000, ge=1, description="Save a user's vector index after this many unsaved changes."
+    )
+
+    # Cache
+    cache_enabled: bool = True
+    cache_max_size: int = Field(default=1000, ge=1)
+
+    # Rules
+    max_content_chars: int = Field(default=8000, ge=1, description="Longest content accepted.")
+    turn_ttl_s: float = Field(default=3600.0, gt=0, description="Lifetime of a TURN memory.")
+    duplicate_similarity: float = Field(
+        default=0.92, gt=0, le=1, description="Cosine similarity above which a new memory is a duplicate."
+    )
+    promote_turn_to_agent: float = Field(default=0.6, ge=0, le=1)
+    promote_agent_to_session: float = Field(default=0.7, ge=0, le=1)
+    promote_session_to_user: float = Field(default=0.85, ge=0, le=1)
+    promotion_recall_count: int = Field(
+        default=3, ge=1, description="Recalls from this many distinct positions promote a memory one level."
+    )
+
+    # Ranking
+    rrf_k: int = Field(default=60, ge=1)
+    importance_weight: float = Field(default=0.3, ge=0)
+    recency_weight: float = Field(default=0.1, ge=0)
+    recency_half_life_days: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_model(self) -> MemoryConfig:
+        if self.embedder_model is None:
+            self.embedder_model = _DEFAULT_MODELS[self.embedder_backend]
+        return self
+
+    @property
+    def model_name(self) -> str:
+        assert self.embedder_model is not None
+        return self.embedder_model

@@ -1,0 +1,1181 @@
+"""HierarchicalMemory: the rules of memory, in one place.
+
+Everything a memory server or a client wrapper does goes through this class; the adapters under it
+only store, index and embed. The rules (see DESIGN.md):
+
+* Scope. A memory's scope is the narrowest id it carries (user → session → agent → turn). A query
+  made from a position sees the memories on its path upward: a memory is visible iff it belongs to
+  the same user and each of its session/agent/turn ids is either absent or equal to the position's.
+* Time. Nothing is edited in place: ``supersede`` closes the old version and stores the new one in
+  one transaction. Current queries skip closed versions; ``as_of`` shows what was current then;
+  ``get_history`` returns the whole chain, oldest first.
+* TURN memories are working memory: they expire after ``turn_ttl_s`` and as soon as a later turn of
+  the same session writes a memory.
+* Duplicates. Remembering what is already current on the position's path, or just below it (same
+  text, or cosine similarity ≥ ``duplicate_similarity``), reinforces the existing memory.
+* Bubbling. A memory climbs one level for each promotion threshold its importance clears, and one
+  level when recalled from ``promotion_recall_count`` distinct positions. It moves; it is not copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import aiosqlite
+import numpy as np
+
+from ..errors import (
+    AlreadySupersededError,
+    ContentTooLongError,
+    EmbedderMismatchError,
+    EmptyContentError,
+    InvalidArgumentError,
+    InvalidImportanceError,
+    InvalidTimeError,
+    MemoryNotFoundError,
+    MissingUserError,
+    UnknownCategoryError,
+)
+from .config import EmbedderBackend, MemoryConfig
+from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
+from .ports import Embedder, MemoryCache, MemoryFilter, TextIndex, Vector, VectorFilter
+from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
+
+log = logging.getLogger(__name__)
+
+SearchMode = Literal["hybrid", "semantic", "text"]
+_ID_FIELDS = ("session_id", "agent_id", "turn_id")
+_MAX_ID_CHARS = 256
+_MAX_TOP_K = 1000
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a call is made from: a user and, optionally, a session, an agent and a turn."""
+
+    user_id: str
+    session_id: str | None = None
+    agent_id: str | None = None
+    turn_id: str | None = None
+
+    @property
+    def level(self) -> ScopeLevel:
+        return ScopeLevel.of(self.session_id, self.agent_id, self.turn_id)
+
+    def key(self) -> str:
+        return json.dumps([self.session_id, self.agent_id, self.turn_id])
+
+
+class HierarchicalMemory:
+    """Hierarchical, temporal memory over a store, a vector index, a text index and an embedder.
+
+    Create with ``await HierarchicalMemory.create(config)``; use as ``async with`` or call
+    ``close()``. Adapters may be injected in place of the configured defaults.
+    """
+
+    def __init__(
+        self,
+        config: MemoryConfig,
+        store: Any,
+        text_index: TextIndex,
+        embedder: Embedder,
+        cache: MemoryCache | None,
+        vector_index: Any = None,
+    ):
+        self.config = config
+        self.store = store
+        self.text_index = text_index
+        self.embedder = embedder
+        self.cache = cache
+        self._vector_index = vector_index
+        self._injected_vector_index = vector_index is not None
+        self._cache_seq = 0
+        self._semantic_ready = asyncio.Event()
+        self._background: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    async def create(
+        cls,
+        config: MemoryConfig | None = None,
+        *,
+        store: Any = None,
+        vector_index: Any = None,
+        text_index: TextIndex | None = None,
+        embedder: Embedder | None = None,
+        cache: MemoryCache | None = None,
+    ) -> HierarchicalMemory:
+        """Open (or create) the memory database of ``config`` and return the engine."""
+        from ..adapters.fts5_index import Fts5TextIndex
+        from ..adapters.lru_cache import LRUMemoryCache
+        from ..adapters.sqlite_store import SQLiteMemoryStore
+
+        config = config or MemoryConfig()
+        if store is None:
+            store = SQLiteMemoryStore(
+                config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms
+            )
+        await store.open()
+        try:
+            if cache is None and config.cache_enabled:
+                cache = LRUMemoryCache(config.cache_max_size)
+            memory = cls(
+                config,
+                store,
+                text_index or Fts5TextIndex(store),
+                embedder or make_embedder(config),
+                cache,
+                vector_index,
+            )
+            async with store.reading() as db:
+                memory._cache_seq = await store.last_change(db)
+            if config.background_embedding:
+                memory._background = asyncio.create_task(memory._prepare_semantic())
+            else:
+                await memory._prepare_vectors()
+        except BaseException:
+            await store.close()
+            raise
+        return memory
+
+    async def __aenter__(self) -> HierarchicalMemory:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Save the vector indexes and close the database. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._background is not None:
+            self._background.cancel()
+            try:
+                await self._background
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            if self._vector_index is not None:
+                await self._vector_index.close()
+        finally:
+            await self.embedder.aclose()
+            await self.store.close()
+
+    @property
+    def semantic_ready(self) -> bool:
+        """False while the embedder is still loading (recall then answers from full text alone)."""
+        return self._semantic_ready.is_set()
+
+    async def wait_until_ready(self) -> None:
+        """Wait until semantic search is available."""
+        if self._background is not None and self._background.done() and not self.semantic_ready:
+            self._background.result()  # re-raise why loading failed
+        await self._semantic_ready.wait()
+
+    async def _prepare_semantic(self) -> None:
+        try:
+            await self.embedder.warm_up()
+            await self._prepare_vectors()
+        except Exception:
+            log.exception("the embedder could not be prepared; recall stays full-text only")
+            raise
+
+    async def _prepare_vectors(self) -> None:
+        """Check the embedder against the database, open the vector index, embed pending writes."""
+        dim = await self.embedder.dimension()
+        model = self.embedder.model_name
+        if self.config.vector_dimension is not None and self.config.vector_dimension != dim:
+            raise EmbedderMismatchError(
+                f"vector_dimension={self.config.vector_dimension} is configured but the embedder "
+                f"{model!r} produces {dim}-dimensional vectors; set vector_dimension={dim} or leave it unset"
+            )
+        async with self.store.transaction() as db:
+            stored_model = await self.store.get_meta(db, "embedder_model")
+            stored_dim = await self.store.get_meta(db, "embedding_dim")
+            if stored_model is None:
+                await self.store.set_meta(db, "embedder_model", model)
+                await self.store.set_meta(db, "embedding_dim", str(dim))
+            elif stored_model != model or int(stored_dim or 0) != dim:
+                raise EmbedderMismatchError(
+                    f"{self.store.db_path} was built with the embedding model {stored_model!r} "
+                    f"({stored_dim} dimensions) but this embedder is {model!r} ({dim} dimensions); "
+                    f"open it with embedder_model={stored_model!r}, or re-embed every memory with "
+                    f"the new model (`memory-mcp reindex --embedder-model {model}`) before using it"
+                )
+        if self._vector_index is None:
+            from ..adapters.usearch_index import UsearchVectorIndex
+
+            self._vector_index = UsearchVectorIndex(
+                self.store,
+                Path(str(self.store.db_path) + ".vectors"),
+                ndim=dim,
+                model_name=model,
+                connectivity=self.config.hnsw_m,
+                expansion_add=self.config.hnsw_ef_construction,
+                expansion_search=self.config.hnsw_ef_search,
+                save_every=self.config.index_save_every,
+            )
+        await self._embed_pending()
+        self._semantic_ready.set()
+        await self._embed_pending()  # writes that raced with the line above
+
+    async def _embed_pending(self, batch: int = 256) -> int:
+        done = 0
+        while True:
+            async with self.store.reading() as db:
+                pending = await self.store.pending_embeddings(db, batch)
+            if not pending:
+                return done
+            vectors = await self.embedder.embed([content for _, content in pending])
+            async with self.store.transaction() as db:
+                for (key, _), vector in zip(pending, vectors, strict=True):
+                    await db.execute(
+                        "UPDATE memories SET embedding = ? WHERE key = ? AND embedding IS NULL",
+                        (vector.astype(np.float32).tobytes(), key),
+                    )
+            done += len(pending)
+            log.info("embedded %d memories stored before the embedder was ready", len(pending))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        content: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        category: MemoryCategory | str = MemoryCategory.FACT,
+        importance: float = 0.5,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        """Remember ``content`` at the position given by the ids; returns the stored memory.
+
+        If the same fact is already current on the position's path (or just below it), that memory
+        is reinforced and returned instead of storing a second one. High importance promotes the
+        memory upward at once (see ``MemoryConfig.promote_*``).
+        """
+        position = self._position(user_id, session_id, agent_id, turn_id)
+        content = self._content(content)
+        category = _category(category)
+        importance = _importance(importance)
+        refs = _entity_refs(entity_refs)
+        meta = _json_object(metadata, "metadata")
+        prov = _json_object(provenance, "provenance")
+        if idempotency_key is not None:
+            _check_id(idempotency_key, "idempotency_key")
+            earlier = await self._idempotent(position.user_id, idempotency_key)
+            if earlier is not None:
+                return earlier
+        digest = _hash(content)
+        vector = await self._embed_now(content)
+        target = self._promoted(position, importance)
+        similar = await self._similar(position.user_id, vector)
+        now = time.time()
+
+        async with self.store.transaction() as db:
+            user_key = await self.store.user_key(db, position.user_id, create=True)
+            assert user_key is not None
+            if position.turn_id is not None and position.session_id is not None:
+                await self._expire_other_turns(db, user_key, position, now)
+            existing = await self._find_duplicate(db, user_key, position, digest, similar, now)
+            if existing is not None:
+                key, memory = existing
+                memory = await self._reinforce(db, key, memory, importance, target, now)
+            else:
+                memory_id = str(uuid.uuid4())
+                row = {
+                    "id": memory_id, "user_key": user_key,
+                    "session_id": target.session_id, "agent_id": target.agent_id, "turn_id": target.turn_id,
+                    "scope_level": target.level.value, "category": category.value, "content": content,
+                    "content_hash": digest, "importance": importance, "entity_refs": refs, "metadata": meta,
+                    "provenance": {**prov, "recorded_at": _iso(now)},
+                    "created_at": now, "valid_from": now,
+                    "expires_at": now + self.config.turn_ttl_s if target.turn_id is not None else None,
+                    "n_tokens": _n_tokens(content, refs),
+                    "embedding": None if vector is None else vector.tobytes(),
+                }
+                if target != position:
+                    row.update(_origin(position), promoted_at=now)
+                await self.store.insert(db, row)
+                found = await self.store.get(db, memory_id)
+                assert found is not None
+                memory = found[2]
+            if idempotency_key is not None:
+                await db.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys(user_key, key, memory_id, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (user_key, idempotency_key, memory.id, now),
+                )
+        self._forget_cached(memory.id)
+        await self._after_write(vector)
+        return memory
+
+    async def remember(
+        self,
+        content: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        category: MemoryCategory | str = MemoryCategory.FACT,
+        importance: float = 0.5,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Memory:
+        """Convenience alias of :meth:`add`."""
+        return await self.add(
+            content, user_id, session_id, agent_id, turn_id, category, importance, entity_refs, metadata,
+            **kwargs,
+        )
+
+    async def supersede(
+        self,
+        old_memory_id: str,
+        new_content: str,
+        *,
+        user_id: str | None = None,
+        category: MemoryCategory | str | None = None,
+        importance: float | None = None,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        """Replace a current memory by a new version, keeping the old one in its history.
+
+        The new memory keeps the old one's scope, category, importance, entity refs and metadata
+        unless given. ``user_id``, when given, must own the old memory.
+        """
+        old_key, user_key, old = await self._owned(old_memory_id, user_id)
+        content = self._content(new_content)
+        new_category = _category(category) if category is not None else old.category
+        new_importance = _importance(importance) if importance is not None else old.importance
+        refs = _entity_refs(entity_refs) if entity_refs is not None else list(old.entity_refs)
+        meta = _json_object(metadata, "metadata") if metadata is not None else dict(old.metadata)
+        prov = _json_object(provenance, "provenance")
+        if idempotency_key is not None:
+            _check_id(idempotency_key, "idempotency_key")
+            earlier = await self._idempotent(old.user_id, idempotency_key)
+            if earlier is not None:
+                return earlier
+        if not old.is_current:
+            raise _already_superseded(old)
+        vector = await self._embed_now(content)
+        now = time.time()
+        new_id = str(uuid.uuid4())
+        async with self.store.transaction() as db:
+            chain_key = await self.store.scalar(
+                db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (old_key,)
+            )
+            cursor = await db.execute(
+                "UPDATE memories SET valid_until = ?, superseded_by = ? WHERE key = ? AND valid_until IS NULL",
+                (now, new_id, old_key),
+            )
+            if cursor.rowcount != 1:  # closed by another writer since we read it
+                current = await self.store.get(db, old_memory_id)
+                raise _already_superseded(current[2] if current else old)
+            await self.store.insert(db, {
+                "id": new_id, "user_key": user_key,
+                "session_id": old.session_id, "agent_id": old.agent_id, "turn_id": old.turn_id,
+                "scope_level": old.scope_level.value, "category": new_category.value, "content": content,
+                "content_hash": _hash(content), "importance": new_importance, "entity_refs": refs,
+                "metadata": meta, "provenance": {**prov, "recorded_at": _iso(now)},
+                "created_at": now, "valid_from": now,
+                "expires_at": now + self.config.turn_ttl_s if old.turn_id is not None else None,
+                "chain_key": chain_key, "supersedes": old.id,
+                "origin_level": old.origin_level.value if old.origin_level else None,
+                "origin_session_id": old.origin_session_id, "origin_agent_id": old.origin_agent_id,
+                "origin_turn_id": old.origin_turn_id,
+                "promoted_at": old.promoted_at.timestamp() if old.promoted_at else None,
+                "n_tokens": _n_tokens(content, refs),
+                "embedding": None if vector is None else vector.tobytes(),
+            })
+            if idempotency_key is not None:
+                await db.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys(user_key, key, memory_id, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (user_key, idempotency_key, new_id, now),
+                )
+            found = await self.store.get(db, new_id)
+        self._forget_cached(old.id)
+        await self._after_write(vector)
+        assert found is not None
+        return found[2]
+
+    async def delete(self, memory_id: str, *, user_id: str | None = None, whole_chain: bool = False) -> int:
+        """Forget a memory: remove it from the store and from both indexes; returns how many went.
+
+        The versions before and after it stay linked to each other. With ``whole_chain=True`` every
+        version of the fact is removed.
+        """
+        key, user_key, memory = await self._owned(memory_id, user_id)
+        async with self.store.transaction() as db:
+            if whole_chain:
+                chain_key = await self.store.scalar(
+                    db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)
+                )
+                cursor = await db.execute(
+                    "SELECT key, id FROM memories WHERE key = ? OR chain_key = ?", (chain_key, chain_key)
+                )
+                rows = list(await cursor.fetchall())
+                removed = await self.store.delete(db, [int(k) for k, _ in rows])
+                for _, mid in rows:
+                    self._forget_cached(str(mid))
+            else:
+                # Close the gap in the chain: the neighbours now point at each other.
+                if memory.supersedes is not None:
+                    await db.execute(
+                        "UPDATE memories SET superseded_by = ? WHERE id = ? AND user_key = ?",
+                        (memory.superseded_by, memory.supersedes, user_key),
+                    )
+                    self._forget_cached(memory.supersedes)
+                if memory.superseded_by is not None:
+                    await db.execute(
+                        "UPDATE memories SET supersedes = ? WHERE id = ? AND user_key = ?",
+                        (memory.supersedes, memory.superseded_by, user_key),
+                    )
+                    self._forget_cached(memory.superseded_by)
+                    if memory.supersedes is None:  # the chain's first version goes: re-root it
+                        await db.execute(
+                            "UPDATE memories SET chain_key = (SELECT key FROM memories WHERE id = ?) "
+                            "WHERE chain_key = ?",
+                            (memory.superseded_by, key),
+                        )
+                        await db.execute(
+                            "UPDATE memories SET chain_key = NULL WHERE id = ?", (memory.superseded_by,)
+                        )
+                removed = await self.store.delete(db, [key])
+        self._forget_cached(memory_id)
+        return int(removed)
+
+    forget = delete
+
+    async def clear(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        """Delete every memory (every version) at and below a position; returns how many.
+
+        ``clear(user_id)`` empties the user's whole memory; with a ``session_id`` only that
+        session's memories (and its agents' and turns') go, and the user's other memories stay.
+        """
+        position = self._position(user_id, session_id, agent_id, turn_id)
+        flt = MemoryFilter(
+            user_id=position.user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
+            all_levels=True, include_superseded=True, include_expired=True,
+        )
+        async with self.store.transaction() as db:
+            user_key = await self.store.user_key(db, position.user_id)
+            if user_key is None:
+                return 0
+            where, params = self._where(flt, user_key, time.time())
+            cursor = await db.execute(f"SELECT m.key FROM memories m WHERE {where}", params)
+            keys = [int(k) for (k,) in await cursor.fetchall()]
+            removed = await self.store.delete(db, keys)
+        if self.cache is not None:
+            self.cache.clear()
+        return int(removed)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, memory_id: str, *, user_id: str | None = None) -> Memory:
+        """The memory with this id (any version). ``user_id``, when given, must own it."""
+        _check_id(memory_id, "memory id")
+        await self._refresh_cache()
+        cached = self.cache.get(memory_id) if self.cache is not None else None
+        if cached is not None:
+            if user_id is not None and cached.user_id != user_id:
+                raise _not_found(memory_id)
+            return cached
+        _, _, memory = await self._owned(memory_id, user_id)
+        if self.cache is not None:
+            self.cache.put(memory)
+        return memory
+
+    async def get_history(self, memory_id: str, *, user_id: str | None = None) -> list[Memory]:
+        """Every version of the fact ``memory_id`` belongs to, oldest first, from any member."""
+        key, _, _ = await self._owned(memory_id, user_id)
+        async with self.store.reading() as db:
+            chain_key = await self.store.scalar(
+                db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)
+            )
+            rows = await self.store.select(
+                db, "m.key = ? OR m.chain_key = ?", (chain_key, chain_key), "ORDER BY m.valid_from, m.key"
+            )
+        return [memory for _, memory in rows]
+
+    async def query(self, flt: MemoryFilter) -> list[Memory]:
+        """Memories matching a filter, newest first (no ranking by relevance)."""
+        position = self._position(flt.user_id, flt.session_id, flt.agent_id, flt.turn_id)
+        limit = _limit(flt.limit)
+        offset = _count(flt.offset, "offset", 0, 10**9)
+        async with self.store.reading() as db:
+            user_key = await self.store.user_key(db, position.user_id)
+            if user_key is None:
+                return []
+            where, params = self._where(flt, user_key, time.time())
+            rows = await self.store.select(
+                db, where, params, f"ORDER BY m.created_at DESC, m.key DESC LIMIT {limit} OFFSET {offset}"
+            )
+        return [memory for _, memory in rows]
+
+    async def get_all(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        *,
+        include_superseded: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Memory]:
+        """Every current memory at and below a position (all sessions of a user by default)."""
+        return await self.query(MemoryFilter(
+            user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id, all_levels=True,
+            include_superseded=include_superseded, limit=limit, offset=offset,
+        ))
+
+    async def search(
+        self,
+        query: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 10,
+        min_similarity: float = 0.0,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        **filters: Any,
+    ) -> list[SearchResult]:
+        """Semantic search: memories visible from the position, most similar first."""
+        return await self.recall(
+            query, user_id, session_id, agent_id, turn_id, top_k=top_k, min_similarity=min_similarity,
+            categories=categories, mode="semantic", _record=False, **filters,
+        )
+
+    async def text_search(
+        self,
+        query: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 10,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        **filters: Any,
+    ) -> list[SearchResult]:
+        """Full-text search (BM25 over this user's memories): best keyword matches first."""
+        return await self.recall(
+            query, user_id, session_id, agent_id, turn_id, top_k=top_k, categories=categories,
+            mode="text", _record=False, **filters,
+        )
+
+    async def recall(
+        self,
+        query: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 5,
+        *,
+        mode: SearchMode | str = "hybrid",
+        min_similarity: float = 0.0,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        scope_levels: Sequence[ScopeLevel | str] | None = None,
+        min_importance: float | None = None,
+        include_superseded: bool = False,
+        as_of: datetime | float | str | None = None,
+        entity_refs: Sequence[str] | None = None,
+        token_budget: int | None = None,
+        _record: bool = True,
+    ) -> list[SearchResult]:
+        """The memories most relevant to ``query`` visible from the position, best first.
+
+        ``mode`` is ``hybrid`` (semantic and full text fused by RRF, weighed by importance and
+        recency; the default), ``semantic`` or ``text``. While the embedder is still loading, hybrid
+        recall answers from full text alone (``semantic_ready`` is False). ``token_budget`` keeps
+        the best results whose contents fit in that many (estimated) tokens.
+        """
+        position = self._position(user_id, session_id, agent_id, turn_id)
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a string, got {type(query).__name__}")
+        if mode not in ("hybrid", "semantic", "text"):
+            raise InvalidArgumentError(f"unknown search mode {mode!r}; use 'hybrid', 'semantic' or 'text'")
+        top_k = _count(top_k, "top_k", 1, _MAX_TOP_K)
+        if not isinstance(min_similarity, int | float) or not -1.0 <= float(min_similarity) <= 1.0:
+            raise InvalidArgumentError(f"min_similarity must be between -1 and 1, got {min_similarity!r}")
+        if token_budget is not None:
+            token_budget = _count(token_budget, "token_budget", 1, 10**7)
+        flt = MemoryFilter(
+            user_id=position.user_id, session_id=position.session_id, agent_id=position.agent_id,
+            turn_id=position.turn_id, categories=categories, scope_levels=scope_levels,
+            min_importance=min_importance, include_superseded=include_superseded, as_of=as_of,
+            entity_refs=entity_refs,
+        )
+        now = time.time()
+        async with self.store.reading() as db:
+            user_key = await self.store.user_key(db, position.user_id)
+        where = self._where(flt, user_key or 0, now)  # validates the filter even for an unknown user
+        if user_key is None or not query.strip():
+            return []
+
+        semantic: list[tuple[int, float]] = []
+        text: list[tuple[int, float]] = []
+        depth = max(top_k * 3, 30) if mode == "hybrid" else top_k
+        use_semantic = mode == "semantic" or (mode == "hybrid" and self.semantic_ready)
+        if use_semantic:
+            if not self.semantic_ready:
+                await self.wait_until_ready()
+            vector = (await self.embedder.embed([query]))[0]
+            semantic = await self._vector_candidates(vector, user_key, where, depth)
+            if min_similarity > 0:
+                semantic = [(k, s) for k, s in semantic if s >= min_similarity]
+        if mode in ("hybrid", "text"):
+            text = await self.text_index.search(query, user_key, depth, where)
+
+        similarity = dict(semantic)
+        bm25 = dict(text)
+        keys = list(dict.fromkeys([k for k, _ in semantic] + [k for k, _ in text]))
+        if mode == "hybrid" and semantic and min_similarity > 0:
+            # A text-only hit has no similarity to check; keep it only if it also passes semantically.
+            keys = [k for k in keys if k in similarity]
+        async with self.store.reading() as db:
+            rows = dict(await self.store.select(db, "m.key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)))
+        if mode == "semantic":
+            ranked = [(k, similarity[k]) for k in keys if k in rows]
+        elif mode == "text":
+            ranked = [(k, bm25[k]) for k in keys if k in rows]
+        else:
+            fused = reciprocal_rank_fusion([[k for k, _ in semantic], [k for k, _ in text]], self.config.rrf_k)
+            ranked = []
+            for k in keys:
+                if k not in rows:
+                    continue
+                m = rows[k]
+                ranked.append((k, weigh(
+                    fused[k], importance=m.importance, age_days=(now - m.valid_from.timestamp()) / 86400,
+                    importance_weight=self.config.importance_weight, recency_weight=self.config.recency_weight,
+                    half_life_days=self.config.recency_half_life_days,
+                )))
+            ranked.sort(key=lambda kv: -kv[1])
+        results: list[SearchResult] = []
+        budget = token_budget
+        for key, score in ranked:
+            memory = rows[key]
+            if budget is not None:
+                cost = estimate_tokens(memory.content)
+                if cost > budget:
+                    continue
+                budget -= cost
+            results.append(SearchResult(
+                memory=memory, score=score, similarity=similarity.get(key), text_score=bm25.get(key),
+            ))
+            if len(results) == top_k:
+                break
+        if _record and results and not include_superseded and as_of is None:
+            await self._record_recalls(user_key, position, results)
+        return results
+
+    async def stats(self, user_id: str | None = None) -> MemoryStats:
+        """Counts of one user's memories (of the whole database without ``user_id``).
+
+        ``total`` counts every stored version; ``current``, ``superseded`` and ``expired`` split it;
+        ``categories`` and ``scope_levels`` count the current memories, the ones recall can return.
+        """
+        now = time.time()
+        async with self.store.reading() as db:
+            if user_id is None:
+                scope, params = "1", []
+                users = await self.store.scalar(db, "SELECT count(*) FROM users WHERE doc_count > 0")
+            else:
+                self._position(user_id)
+                user_key = await self.store.user_key(db, user_id)
+                scope, params = "m.user_key = ?", [user_key if user_key is not None else -1]
+                users = 1 if user_key is not None else 0
+            current_sql = "m.valid_until IS NULL AND (m.expires_at IS NULL OR m.expires_at > ?)"
+            cursor = await db.execute(
+                f"SELECT count(*), coalesce(sum(m.valid_until IS NOT NULL), 0), "
+                f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope}",
+                [now, *params],
+            )
+            total, superseded, expired = await cursor.fetchone()  # type: ignore[misc]
+            by: dict[str, dict[str, int]] = {}
+            for column in ("category", "scope_level"):
+                cursor = await db.execute(
+                    f"SELECT m.{column}, count(*) FROM memories m WHERE {scope} AND {current_sql} "
+                    f"GROUP BY m.{column}",
+                    [*params, now],
+                )
+                by[column] = {str(name): int(n) for name, n in await cursor.fetchall()}
+        return MemoryStats(
+            total=int(total), current=int(total) - int(superseded) - int(expired), superseded=int(superseded),
+            expired=int(expired), categories=by["category"], scope_levels=by["scope_level"], users=int(users or 0),
+        )
+
+    # -- the rules, as SQL ------------------------------------------------------------------------
+
+    def _where(self, flt: MemoryFilter, user_key: int, now: float) -> tuple[str, list[Any]]:
+        """The SQL condition (over ``memories m``) selecting what ``flt`` asks for."""
+        clauses = ["m.user_key = ?"]
+        params: list[Any] = [user_key]
+        for name in _ID_FIELDS:
+            value = getattr(flt, name)
+            if value is not None:
+                _check_id(value, name)
+            if flt.all_levels:
+                if value is not None:  # the subtree below the position
+                    clauses.append(f"m.{name} = ?")
+                    params.append(value)
+            elif value is None:  # visible from the position: absent, or the position's own
+                clauses.append(f"m.{name} IS NULL")
+            else:
+                clauses.append(f"(m.{name} IS NULL OR m.{name} = ?)")
+                params.append(value)
+        if flt.as_of is not None:
+            when = parse_time(flt.as_of)
+            clauses.append(
+                "m.valid_from <= ? AND (m.valid_until IS NULL OR m.valid_until > ?) "
+                "AND (m.expires_at IS NULL OR m.expires_at > ?)"
+            )
+            params += [when, when, when]
+        else:
+            if not flt.include_superseded:
+                clauses.append("m.valid_until IS NULL")
+            if not flt.include_expired:
+                clauses.append("(m.expires_at IS NULL OR m.expires_at > ?)")
+                params.append(now)
+        if flt.categories is not None:
+            cats = [_category(c).value for c in _sequence(flt.categories, "categories")]
+            clauses.append(f"m.category IN ({', '.join('?' for _ in cats)})" if cats else "0")
+            params += cats
+        if flt.scope_levels is not None:
+            levels = [_scope_level(s).value for s in _sequence(flt.scope_levels, "scope_levels")]
+            clauses.append(f"m.scope_level IN ({', '.join('?' for _ in levels)})" if levels else "0")
+            params += levels
+        if flt.min_importance is not None:
+            clauses.append("m.importance >= ?")
+            params.append(_importance(flt.min_importance, "min_importance"))
+        if flt.entity_refs:
+            refs = _entity_refs(flt.entity_refs)
+            clauses.append("EXISTS (SELECT 1 FROM json_each(m.entity_refs) e WHERE e.value IN "
+                           f"({', '.join('?' for _ in refs)}))")
+            params += refs
+        return " AND ".join(clauses), params
+
+    async def _vector_candidates(
+        self, vector: Vector, user_key: int, where: tuple[str, list[Any]], want: int
+    ) -> list[tuple[int, float]]:
+        """Nearest vectors that pass the filter: HNSW has no filter, so ask for more until enough."""
+        index = self._vector_index
+        count = max(want * 4, 64)
+        while True:
+            found = await index.search(vector, count, VectorFilter(user_key=user_key))
+            if not found:
+                return []
+            keys = [k for k, _ in found]
+            async with self.store.reading() as db:
+                cursor = await db.execute(
+                    f"SELECT m.key FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) AND {where[0]}",
+                    [json.dumps(keys), *where[1]],
+                )
+                allowed = {int(k) for (k,) in await cursor.fetchall()}
+            passing = [(k, s) for k, s in found if k in allowed]
+            if len(passing) >= want or len(found) < count:
+                return passing[:want]
+            count *= 4
+
+    async def _similar(self, user_id: str, vector: Vector | None) -> list[int]:
+        """Keys of the user's memories (any scope or version) near enough to be duplicates."""
+        if vector is None or self._vector_index is None:
+            return []
+        async with self.store.reading() as db:
+            user_key = await self.store.user_key(db, user_id)
+        if user_key is None:
+            return []
+        found = await self._vector_index.search(vector, 8, VectorFilter(user_key=user_key))
+        return [k for k, s in found if s >= self.config.duplicate_similarity]
+
+    async def _find_duplicate(
+        self, db: aiosqlite.Connection, user_key: int, position: Position, digest: str,
+        similar: list[int], now: float,
+    ) -> tuple[int, Memory] | None:
+        """A current memory on the position's path or below it that says the same thing."""
+        seen, seen_params = self._where(_filter_at(position, all_levels=False), user_key, now)
+        below, below_params = self._where(_filter_at(position, all_levels=True), user_key, now)
+        scope = f"(({seen}) OR ({below}))"
+        params = [*seen_params, *below_params]
+        rows = await self.store.select(
+            db, f"{scope} AND m.content_hash = ?", [*params, digest], "ORDER BY m.key LIMIT 1"
+        )
+        if rows:
+            return rows[0]
+        if not similar:
+            return None
+        rows = await self.store.select(
+            db, f"{scope} AND m.key IN (SELECT value FROM json_each(?))", [*params, json.dumps(similar)]
+        )
+        by_key = dict(rows)
+        for key in similar:  # the most similar first
+            if key in by_key:
+                return key, by_key[key]
+        return None
+
+    async def _reinforce(
+        self, db: aiosqlite.Connection, key: int, memory: Memory, importance: float, target: Position, now: float
+    ) -> Memory:
+        """Strengthen an existing memory instead of storing the same fact twice."""
+        values: dict[str, Any] = {
+            "reinforcement_count": memory.reinforcement_count + 1,
+            "importance": max(memory.importance, importance),
+        }
+        here = Position(memory.user_id, memory.session_id, memory.agent_id, memory.turn_id)
+        broader = _broadest_common(here, target)
+        if broader != here:
+            values.update(self._promotion_values(memory, broader, now))
+        await self.store.update(db, key, **values)
+        found = await self.store.get(db, memory.id)
+        assert found is not None
+        return found[2]
+
+    def _promotion_values(self, memory: Memory, to: Position, now: float) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "session_id": to.session_id, "agent_id": to.agent_id, "turn_id": to.turn_id,
+            "scope_level": to.level.value, "promoted_at": now,
+            "expires_at": memory.expires_at.timestamp() if memory.expires_at and to.turn_id else None,
+        }
+        if memory.origin_level is None:
+            values.update(_origin(Position(memory.user_id, memory.session_id, memory.agent_id, memory.turn_id)))
+        return values
+
+    def _promoted(self, position: Position, importance: float) -> Position:
+        """The position a new memory is stored at: one level up per threshold its importance clears."""
+        thresholds = {
+            ScopeLevel.TURN: self.config.promote_turn_to_agent,
+            ScopeLevel.AGENT: self.config.promote_agent_to_session,
+            ScopeLevel.SESSION: self.config.promote_session_to_user,
+        }
+        while position.level != ScopeLevel.USER and importance >= thresholds[position.level]:
+            position = _parent(position)
+        return position
+
+    async def _expire_other_turns(
+        self, db: aiosqlite.Connection, user_key: int, position: Position, now: float
+    ) -> None:
+        """A new turn ends the earlier turns of the session: their TURN memories expire now."""
+        await db.execute(
+            "UPDATE memories SET expires_at = ? WHERE user_key = ? AND session_id = ? AND turn_id IS NOT NULL "
+            "AND turn_id != ? AND valid_until IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            (now, user_key, position.session_id, position.turn_id, now),
+        )
+
+    async def _record_recalls(self, user_key: int, position: Position, results: list[SearchResult]) -> None:
+        """Count the distinct positions a memory is recalled from; enough of them promote it."""
+        candidates = [r.memory for r in results if r.memory.scope_level != ScopeLevel.USER]
+        if not candidates:
+            return
+        now = time.time()
+        promoted = []
+        async with self.store.transaction() as db:
+            for memory in candidates:
+                key = await self.store.scalar(db, "SELECT key FROM memories WHERE id = ?", (memory.id,))
+                if key is None:
+                    continue
+                await db.execute(
+                    "INSERT OR IGNORE INTO recalls(memory_key, position) VALUES (?, ?)", (key, position.key())
+                )
+                seen = await self.store.scalar(db, "SELECT count(*) FROM recalls WHERE memory_key = ?", (key,))
+                if seen >= self.config.promotion_recall_count:
+                    here = Position(memory.user_id, memory.session_id, memory.agent_id, memory.turn_id)
+                    await self.store.update(db, key, **self._promotion_values(memory, _parent(here), now))
+                    await db.execute("DELETE FROM recalls WHERE memory_key = ?", (key,))
+                    promoted.append(memory.id)
+        for memory_id in promoted:
+            self._forget_cached(memory_id)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _position(
+        self, user_id: str | None, session_id: str | None = None, agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> Position:
+        if user_id is None or (isinstance(user_id, str) and not user_id.strip()):
+            raise MissingUserError("user_id is required: every memory belongs to a user")
+        _check_id(user_id, "user_id")
+        for name, value in zip(_ID_FIELDS, (session_id, agent_id, turn_id), strict=True):
+            if value is not None:
+                _check_id(value, name)
+        return Position(user_id, session_id, agent_id, turn_id)
+
+    def _content(self, content: Any) -> str:
+        if not isinstance(content, str):
+            raise InvalidArgumentError(f"content must be a string, got {type(content).__name__}")
+        content = content.strip()
+        if not content:
+            raise EmptyContentError("content is empty: there is nothing to remember")
+        if "\x00" in content:
+            raise InvalidArgumentError("content contains a NUL character")
+        if len(content) > self.config.max_content_chars:
+            raise ContentTooLongError(
+                f"content is {len(content)} characters long; the limit is {self.config.max_content_chars} "
+                "(MemoryConfig.max_content_chars): store a shorter summary of the fact"
+            )
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError(f"content is not valid text ({exc.reason})") from exc
+        return content
+
+    async def _embed_now(self, content: str) -> Vector | None:
+        """The content's vector, or None when the embedder is still loading in the background."""
+        if self.config.background_embedding and not self.semantic_ready:
+            return None
+        if not self.semantic_ready:
+            await self.wait_until_ready()
+        return np.ascontiguousarray((await self.embedder.embed([content]))[0], dtype=np.float32)
+
+    async def _after_write(self, vector: Vector | None) -> None:
+        if vector is None and self.semantic_ready:  # stored while loading; embed it now
+            await self._embed_pending()
+
+    async def _owned(self, memory_id: str, user_id: str | None) -> tuple[int, int, Memory]:
+        _check_id(memory_id, "memory id")
+        if user_id is not None:
+            self._position(user_id)
+        async with self.store.reading() as db:
+            found = await self.store.get(db, memory_id)
+        if found is None or (user_id is not None and found[2].user_id != user_id):
+            raise _not_found(memory_id)
+        return found
+
+    async def _idempotent(self, user_id: str, idempotency_key: str) -> Memory | None:
+        async with self.store.reading() as db:
+            user_key = await self.store.user_key(db, user_id)
+            if user_key is None:
+                return None
+            memory_id = await self.store.scalar(
+                db, "SELECT memory_id FROM idempotency_keys WHERE user_key = ? AND key = ?",
+                (user_key, idempotency_key),
+            )
+            found = await self.store.get(db, memory_id) if memory_id else None
+        return found[2] if found else None
+
+    async def _refresh_cache(self) -> None:
+        """Drop cached memories that any process has changed since we last looked."""
+        if self.cache is None:
+            return
+        async with self.store.reading() as db:
+            changes = await self.store.changes_since(db, self._cache_seq)
+        for seq, _, memory_id, _ in changes:
+            self.cache.invalidate(memory_id)
+            self._cache_seq = seq
+
+    def _forget_cached(self, memory_id: str) -> None:
+        if self.cache is not None:
+            self.cache.invalidate(memory_id)
+
+
+# -- construction of the default embedder ----------------------------------------------------------
+
+
+def make_embedder(config: MemoryConfig) -> Embedder:
+    """The embedder ``config`` names."""
+    if config.embedder_backend == EmbedderBackend.LOCAL:
+        from ..adapters.local_embedder import LocalEmbedder
+
+        return LocalEmbedder(config.model_name)
+    from ..adapters import http_embedders
+
+    if config.embedder_backend == EmbedderBackend.OPENAI:
+        return http_embedders.OpenAIEmbedder(
+            config.model_name, api_key=config.openai_api_key, base_url=config.openai_base_url,
+            timeout_s=config.embed_timeout_s,
+        )
+    return http_embedders.OllamaEmbedder(
+        config.model_name, base_url=config.ollama_base_url, timeout_s=config.embed_timeout_s
+    )
+
+
+# -- validation and small rules ----------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> float:
+    """A point in time as epoch seconds, from a datetime, epoch number or ISO 8601 string."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, bool):
+        raise InvalidTimeError(f"as_of must be a datetime, ISO 8601 string or epoch seconds, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value < 10**11:
+            raise InvalidTimeError(f"as_of={value!r} is not a usable epoch time")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+        except ValueError:
+            raise InvalidTimeError(
+                f"as_of={value!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
+            ) from None
+    raise InvalidTimeError(f"as_of must be a datetime, ISO 8601 string or epoch seconds, got {type(value).__name__}")
+
+
+def _check_id(value: Any, name: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgumentError(f"{name} is empty")
+    if len(value) > _MAX_ID_CHARS:
+        raise InvalidArgumentError(f"{name} is longer than {_MAX_ID_CHARS} characters")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidArgumentError(f"{name} contains control characters")
+
+
+def _category(value: Any) -> MemoryCategory:
+    try:
+        return MemoryCategory(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        names = ", ".join(c.value for c in MemoryCategory)
+        raise UnknownCategoryError(f"unknown category {value!r}; use one of: {names}") from None
+
+
+def _scope_level(value: Any) -> ScopeLevel:
+    try:
+        return ScopeLevel(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        names = ", ".join(s.value for s in ScopeLevel)
+        raise InvalidArgumentError(f"unknown scope level {value!r}; use one of: {names}") from None
+
+
+def _importance(value: Any, name: str = "importance") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise InvalidImportanceError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgumentError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _limit(value: Any) -> int:
+    return -1 if value is None else _count(value, "limit", 1, 10**6)
+
+
+def _sequence(value: Any, name: str) -> list[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+        raise InvalidArgumentError(f"{name} must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _entity_refs(value: Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    refs = _sequence(value, "entity_refs")
+    if len(refs) > 100:
+        raise InvalidArgumentError("entity_refs holds more than 100 entries")
+    for ref in refs:
+        if not isinstance(ref, str) or not ref.strip() or len(ref) > _MAX_ID_CHARS:
+            raise InvalidArgumentError(f"each entity ref must be a non-empty string of at most {_MAX_ID_CHARS} characters, got {ref!r}")
+    return list(dict.fromkeys(r.strip() for r in refs))
+
+
+def _json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"{name} must be an object (a dict), got {type(value).__name__}")
+    try:
+        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{name} must be JSON-serialisable: {exc}") from None
+    if len(text) > 16_000:
+        raise InvalidArgumentError(f"{name} is larger than 16000 characters of JSON")
+    return dict(json.loads(text))
+
+
+def _hash(content: str) -> str:
+    normalised = " ".join(content.lower().split())
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def _n_tokens(content: str, refs: list[str]) -> int:
+    from ..adapters.fts5_index import count_tokens
+
+    return max(1, count_tokens(content) + sum(count_tokens(r) for r in refs))
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _parent(position: Position) -> Position:
+    """One level up: drop the narrowest id."""
+    if position.turn_id is not None:
+        return replace(position, turn_id=None)
+    if position.agent_id is not None:
+        return replace(position, agent_id=None)
+    return replace(position, session_id=None)
+
+
+def _broadest_common(a: Position, b: Position) -> Position:
+    """The narrowest position that is on both paths (where a memory seen from both must live)."""
+    ids: dict[str, str | None] = {}
+    same = True
+    for name in _ID_FIELDS:
+        va, vb = getattr(a, name), getattr(b, name)
+        same = same and va == vb
+        ids[name] = va if same else None
+    return Position(a.user_id, **ids)
+
+
+def _origin(position: Position) -> dict[str, Any]:
+    return {
+        "origin_level": position.level.value, "origin_session_id": position.session_id,
+        "origin_agent_id": position.agent_id, "origin_turn_id": position.turn_id,
+    }
+
+
+def _filter_at(position: Position, *, all_levels: bool) -> MemoryFilter:
+    return MemoryFilter(
+        user_id=position.user_id, session_id=position.session_id, agent_id=position.agent_id,
+        turn_id=position.turn_id, all_levels=all_levels,
+    )
+
+
+def _not_found(memory_id: str) -> MemoryNotFoundError:
+    return MemoryNotFoundError(f"no memory with id {memory_id!r} exists for this user")
+
+
+def _already_superseded(memory: Memory) -> AlreadySupersededError:
+    return AlreadySupersededError(
+        f"memory {memory.id!r} was already superseded by {memory.superseded_by!r}; "
+        "supersede the current version instead (get_history shows the chain)"
+    )

@@ -1,0 +1,140 @@
+"""The ports: the interfaces :class:`HierarchicalMemory` talks to, as ``typing.Protocol``.
+
+The default adapters live in :mod:`memory_mcp.adapters`; any object with these methods can be
+passed to ``HierarchicalMemory.create`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from .models import Memory, MemoryCategory, ScopeLevel
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass
+class MemoryFilter:
+    """Which memories a query returns.
+
+    The position (``user_id`` plus optional ``session_id``/``agent_id``/``turn_id``) selects what is
+    visible from there: the user's USER memories, that session's SESSION memories, that agent's AGENT
+    memories and that turn's TURN memories. With ``all_levels=True`` it selects the whole subtree
+    below the position instead (every session, agent and turn of the user), as listings need.
+    """
+
+    user_id: str | None = None
+    session_id: str | None = None
+    agent_id: str | None = None
+    turn_id: str | None = None
+    categories: Sequence[MemoryCategory | str] | None = None
+    scope_levels: Sequence[ScopeLevel | str] | None = None
+    min_importance: float | None = None
+    include_superseded: bool = False
+    include_expired: bool = False
+    as_of: datetime | float | str | None = None
+    entity_refs: Sequence[str] | None = None
+    all_levels: bool = False
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass
+class VectorFilter:
+    """Restricts a vector search to one user and, optionally, to a set of memory keys."""
+
+    user_key: int
+    allowed: set[int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into unit-length float32 vectors."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def is_ready(self) -> bool:
+        """True once ``embed`` will answer without loading a model first."""
+        ...
+
+    async def dimension(self) -> int:
+        """The length of the vectors; may load the model or ask the server."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> Vector:
+        """An (n, dimension) float32 array of L2-normalised rows, one per text."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Load the model (or reach the server) now rather than on first use."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Approximate nearest neighbours over memory vectors, partitioned by user."""
+
+    async def search(
+        self, query: Vector, count: int, flt: VectorFilter
+    ) -> list[tuple[int, float]]:
+        """Up to ``count`` (memory key, cosine similarity) pairs, best first, within the filter."""
+        ...
+
+    async def sync(self, user_key: int) -> None:
+        """Bring the user's index up to date with the store (changes from any process)."""
+        ...
+
+    async def rebuild(self, user_key: int | None = None) -> int: ...
+
+    async def save(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class TextIndex(Protocol):
+    """Full-text (BM25) search, ranked with statistics of one user's memories only."""
+
+    async def search(
+        self, query: str, user_key: int, count: int, allowed_sql: tuple[str, list[Any]] | None = None
+    ) -> list[tuple[int, float]]:
+        """Up to ``count`` (memory key, BM25 score) pairs, best first."""
+        ...
+
+    async def rebuild(self) -> None: ...
+
+    async def integrity_check(self) -> None: ...
+
+
+@runtime_checkable
+class MemoryCache(Protocol):
+    """A bounded cache of memories by id."""
+
+    def get(self, memory_id: str) -> Memory | None: ...
+
+    def put(self, memory: Memory) -> None: ...
+
+    def invalidate(self, memory_id: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryStore(Protocol):
+    """Durable storage of memories: the single source of truth, vectors included."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...

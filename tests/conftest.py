@@ -1,0 +1,61 @@
+"""Shared fixtures: a real SQLite file in a temp dir, the real usearch index, the real MiniLM model.
+
+The model is loaded once per test session and injected into every engine, because loading it takes
+seconds; everything else is built fresh for each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memory_mcp import HierarchicalMemory, MemoryConfig
+from memory_mcp.adapters.local_embedder import LocalEmbedder
+
+
+@pytest.fixture(scope="session")
+async def embedder() -> AsyncIterator[LocalEmbedder]:
+    model = LocalEmbedder()
+    await model.warm_up()
+    yield model
+
+
+class _SharedEmbedder:
+    """The session's embedder, which an engine's close() must not unload."""
+
+    def __init__(self, inner: LocalEmbedder):
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memory.db"
+
+
+@pytest.fixture
+def open_memory(
+    db_path: Path, embedder: LocalEmbedder
+) -> Callable[..., Any]:
+    """Open an engine on the test's database (more than once if a test needs to reopen it)."""
+
+    async def _open(**settings: Any) -> HierarchicalMemory:
+        config = MemoryConfig(db_path=settings.pop("db_path", db_path), **settings)
+        return await HierarchicalMemory.create(config, embedder=_SharedEmbedder(embedder))  # type: ignore[arg-type]
+
+    return _open
+
+
+@pytest.fixture
+async def memory(open_memory: Callable[..., Any]) -> AsyncIterator[HierarchicalMemory]:
+    engine = await open_memory()
+    yield engine
+    await engine.close()
