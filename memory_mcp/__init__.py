@@ -28,6 +28,7 @@ from .memory import (
     MemoryStore,
     ScopeLevel,
     SearchResult,
+    SyncHierarchicalMemory,
     TextIndex,
     VectorFilter,
     VectorIndex,
@@ -40,6 +41,6 @@ __all__ = [
     "EmbedderMismatchError", "EmptyContentError", "HierarchicalMemory", "InvalidArgumentError",
     "InvalidImportanceError", "InvalidMemoryError", "InvalidTimeError", "Memory", "MemoryCache",
     "MemoryCategory", "MemoryConfig", "MemoryFilter", "MemoryMCPError", "MemoryNotFoundError", "MemoryStats",
-    "MemoryStore", "MissingUserError", "ScopeLevel", "SearchResult", "TextIndex", "UnknownCategoryError",
+    "MemoryStore", "MissingUserError", "ScopeLevel", "SearchResult", "SyncHierarchicalMemory", "TextIndex", "UnknownCategoryError",
     "VectorFilter", "VectorIndex",
 ]

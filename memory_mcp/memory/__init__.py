@@ -3,10 +3,11 @@
 from .config import EmbedderBackend, MemoryConfig
 from .core import HierarchicalMemory, Position
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
+from .sync import SyncHierarchicalMemory
 from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
 
 __all__ = [
     "EmbedderBackend", "Embedder", "HierarchicalMemory", "Memory", "MemoryCache", "MemoryCategory",
-    "MemoryConfig", "MemoryFilter", "MemoryStats", "MemoryStore", "Position", "ScopeLevel", "SearchResult",
+    "MemoryConfig", "MemoryFilter", "MemoryStats", "MemoryStore", "Position", "ScopeLevel", "SearchResult", "SyncHierarchicalMemory",
     "TextIndex", "VectorFilter", "VectorIndex",
 ]

@@ -269,6 +269,7 @@ class HierarchicalMemory:
         *,
         idempotency_key: str | None = None,
         provenance: Mapping[str, Any] | None = None,
+        _vector: Vector | None = None,
     ) -> Memory:
         """Remember ``content`` at the position given by the ids; returns the stored memory.
 
@@ -289,7 +290,7 @@ class HierarchicalMemory:
             if earlier is not None:
                 return earlier
         digest = _hash(content)
-        vector = await self._embed_now(content)
+        vector = _vector if _vector is not None else await self._embed_now(content)
         target = self._promoted(position, importance)
         similar = await self._similar(position.user_id, vector)
         now = time.time()
@@ -331,6 +332,24 @@ class HierarchicalMemory:
         self._forget_cached(memory.id)
         await self._after_write(vector)
         return memory
+
+    async def add_many(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 256) -> list[Memory]:
+        """Add many memories (each a dict of :meth:`add`'s arguments), embedding them in batches.
+
+        The same rules apply as for one ``add`` at a time (duplicates, promotion, expiry); batching
+        only makes the embedder do its work in bulk, which is what makes imports fast.
+        """
+        stored: list[Memory] = []
+        for start in range(0, len(items), batch_size):
+            batch = [dict(item) for item in items[start : start + batch_size]]
+            vectors: list[Vector | None] = [None] * len(batch)
+            if not (self.config.background_embedding and not self.semantic_ready):
+                await self.wait_until_ready() if not self.semantic_ready else None
+                texts = [self._content(item.get("content")) for item in batch]
+                vectors = list(await self.embedder.embed(texts))
+            for item, vector in zip(batch, vectors, strict=True):
+                stored.append(await self.add(**item, _vector=vector))
+        return stored
 
     async def remember(
         self,

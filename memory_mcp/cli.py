@@ -1,0 +1,76 @@
+"""The ``memory-mcp`` command (also ``python -m memory_mcp``).
+
+    memory-mcp serve                                  # stdio, for Claude Desktop / Claude Code / Cursor
+    memory-mcp serve --transport http --port 8765     # streamable HTTP at http://127.0.0.1:8765/mcp
+    memory-mcp serve --transport sse                  # SSE at /sse (+ /messages/)
+
+Every flag has a ``MEMORY_MCP_*`` environment variable; flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memory-mcp", description="Long-term memory for LLM assistants (MCP).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the MCP server", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--transport", choices=["stdio", "sse", "http"], help="default: stdio")
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8765)")
+    serve.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    serve.add_argument("--user-id", help="user that calls naming no user act for (default: your login name)")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        key: value for key, value in vars(args).items() if key != "command" and value is not None
+    }
+    from .server.settings import ServerSettings
+
+    settings = ServerSettings(**overrides)
+    # Logs go to stderr: on stdio, stdout belongs to the protocol. Configured before the SDK's
+    # own basicConfig, which then leaves it alone.
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        serve(settings)
+    return 0
+
+
+def serve(settings: Any) -> None:
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from .server.app import build_server
+
+    server = build_server(settings)
+    if settings.transport == "stdio":
+        server.run("stdio")
+        return
+    if settings.host not in _LOOPBACK:
+        logging.getLogger("memory_mcp").warning(
+            "listening on %s without authentication: anyone who can reach this port can read and "
+            "change every memory in %s", settings.host, settings.db_path,
+        )
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] + ([f"{settings.host}:*"] if settings.host not in _LOOPBACK else [])
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *settings.allowed_origins]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+    transport = "streamable-http" if settings.transport == "http" else "sse"
+    server.run(transport, host=settings.host, port=settings.port, transport_security=security)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""A synchronous facade over HierarchicalMemory, for scripts and synchronous clients.
+
+The engine runs on its own event loop in a daemon thread, so the facade works the same whether or
+not the calling thread already runs an event loop (a notebook, an async web app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .config import MemoryConfig
+from .core import HierarchicalMemory
+
+T = TypeVar("T")
+
+
+class SyncHierarchicalMemory:
+    """``HierarchicalMemory`` with blocking methods: ``SyncHierarchicalMemory(config).add(...)``."""
+
+    def __init__(self, config: MemoryConfig | None = None, **adapters: Any):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="memory_mcp", daemon=True)
+        self._thread.start()
+        try:
+            self.engine: HierarchicalMemory = self._run(HierarchicalMemory.create(config, **adapters))
+        except BaseException:
+            self._stop()
+            raise
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.engine, name)
+        if not asyncio.iscoroutinefunction(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._run(attribute(*args, **kwargs))
+
+        return call
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self.engine.close())
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> SyncHierarchicalMemory:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

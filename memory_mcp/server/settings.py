@@ -1,0 +1,32 @@
+"""Server settings: the engine's ``MemoryConfig`` plus identity and transport, all from
+``MEMORY_MCP_*`` environment variables or command-line flags."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Literal
+
+from pydantic import Field
+
+from ..memory.config import MemoryConfig
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser() or "default"
+    except Exception:  # no user name in this environment (some containers)
+        return "default"
+
+
+class ServerSettings(MemoryConfig):
+    user_id: str = Field(
+        default_factory=_default_user,
+        description="The user memories belong to when a call names none (stdio: the desktop's user).",
+    )
+    transport: Literal["stdio", "sse", "http"] = "stdio"
+    host: str = Field(default="127.0.0.1", description="HTTP bind address; loopback unless told otherwise.")
+    port: int = Field(default=8765, ge=0, le=65535)
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Extra Origin values accepted on HTTP (loopback ones always are)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
