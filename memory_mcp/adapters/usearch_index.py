@@ -121,7 +121,10 @@ class UsearchVectorIndex:
             if part is None:
                 part = await self._load(user_key)
                 self._parts[user_key] = part
-            await self._catch_up(user_key, part)
+                await self._catch_up(user_key, part)
+                await self._verify(user_key, part)
+            else:
+                await self._catch_up(user_key, part)
             if part.unsaved >= self._save_every:
                 await self._save(user_key, part)
             return part
@@ -183,9 +186,6 @@ class UsearchVectorIndex:
                 return
             touched = sorted({key for _, key, _, _ in changes})
             vectors = dict(await self._store.embeddings(db, touched))
-            expected = await self._store.scalar(
-                db, "SELECT count(*) FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
-            )
         index = part.index
         for key in touched:
             present = bool(index.contains(key))
@@ -200,6 +200,14 @@ class UsearchVectorIndex:
                 index.add(key, vector)
         part.seq = changes[-1][0]
         part.unsaved += len(changes)
+
+    async def _verify(self, user_key: int, part: _Partition) -> None:
+        """After loading: the index must hold exactly the user's stored vectors, or be rebuilt."""
+        async with self._store.reading() as db:
+            expected = await self._store.scalar(
+                db, "SELECT count(*) FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
+            )
+        index = part.index
         if len(index) != expected:
             log.warning(
                 "vector index of user #%d holds %d vectors, the database %d: rebuilding",

@@ -99,6 +99,40 @@ def _hits_text(out: SearchOut) -> str:
     return text if out.semantic_ready else text + "\n(embedding model still loading: full-text matches only)"
 
 
+def compact_schema(node: Any) -> Any:
+    """A JSON schema without what costs context and tells a model nothing: titles, ``null``
+    alternatives of optional fields (absent is the way to say none) and ``default: null``."""
+    if isinstance(node, list):
+        return [compact_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    options = node.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        merged = {k: v for k, v in node.items() if k != "anyOf"}
+        merged.update(next(o for o in options if o != {"type": "null"}))
+        node = merged
+    out = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str) or key == "default" and value is None:
+            continue
+        # "properties" maps names to schemas: a property may itself be called "title".
+        out[key] = {k: compact_schema(v) for k, v in value.items()} if key == "properties" else compact_schema(value)
+    return out
+
+
+class MemoryServer(MCPServer):
+    """MCPServer whose ``tools/list`` answer is compacted: it is paid for in every conversation."""
+
+    async def list_tools(self) -> list[Any]:
+        return [
+            tool.model_copy(update={
+                "input_schema": compact_schema(tool.input_schema),
+                "output_schema": compact_schema(tool.output_schema) if tool.output_schema else None,
+            })
+            for tool in await super().list_tools()
+        ]
+
+
 def build_server(settings: ServerSettings | None = None) -> MCPServer:
     """The MCP server over a memory database (``settings`` default to the environment)."""
     settings = settings or ServerSettings()
@@ -109,7 +143,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         async with holder.use():
             yield holder
 
-    mcp = MCPServer(
+    mcp = MemoryServer(
         "memory",
         version=_version(),
         instructions=(
