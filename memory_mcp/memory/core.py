@@ -50,7 +50,7 @@ from ..errors import (
 )
 from .config import EmbedderBackend, MemoryConfig
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
-from .ports import Embedder, MemoryCache, MemoryFilter, TextIndex, Vector, VectorFilter
+from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, Vector, VectorFilter, VectorIndex
 from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,11 @@ class HierarchicalMemory:
     def __init__(
         self,
         config: MemoryConfig,
-        store: Any,
+        store: MemoryStore,
         text_index: TextIndex,
         embedder: Embedder,
         cache: MemoryCache | None,
-        vector_index: Any = None,
+        vector_index: VectorIndex | None = None,
     ):
         self.config = config
         self.store = store
@@ -113,8 +113,8 @@ class HierarchicalMemory:
         cls,
         config: MemoryConfig | None = None,
         *,
-        store: Any = None,
-        vector_index: Any = None,
+        store: MemoryStore | None = None,
+        vector_index: VectorIndex | None = None,
         text_index: TextIndex | None = None,
         embedder: Embedder | None = None,
         cache: MemoryCache | None = None,

@@ -6,9 +6,11 @@ passed to ``HierarchicalMemory.create`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -133,8 +135,53 @@ class MemoryCache(Protocol):
 
 
 class MemoryStore(Protocol):
-    """Durable storage of memories: the single source of truth, vectors included."""
+    """Durable storage of memories: the single source of truth, vectors included.
+
+    Statements run on a connection handed out by ``transaction()`` (one atomic write, holding the
+    write lock from its start) or ``reading()`` (one consistent snapshot). Rows are selected with
+    SQL conditions over ``memories m``, which the core builds from its rules.
+    """
+
+    db_path: Path
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+    def reading(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def get_meta(self, db: Any, key: str) -> str | None: ...
+
+    async def set_meta(self, db: Any, key: str, value: str) -> None: ...
+
+    async def user_key(self, db: Any, user_id: str, *, create: bool = False) -> int | None: ...
+
+    async def user_counts(self, db: Any, user_key: int) -> tuple[int, int]: ...
+
+    async def insert(self, db: Any, row: dict[str, Any]) -> int: ...
+
+    async def update(self, db: Any, key: int, **values: Any) -> None: ...
+
+    async def select(
+        self, db: Any, where: str = "1", params: Iterable[Any] = (), tail: str = ""
+    ) -> list[tuple[int, Memory]]: ...
+
+    async def get(self, db: Any, memory_id: str) -> tuple[int, int, Memory] | None: ...
+
+    async def scalar(self, db: Any, sql: str, params: Iterable[Any] = ()) -> Any: ...
+
+    async def delete(self, db: Any, keys: Sequence[int]) -> int: ...
+
+    async def embeddings(self, db: Any, keys: Sequence[int]) -> list[tuple[int, bytes]]: ...
+
+    async def user_embeddings(self, db: Any, user_key: int) -> tuple[Any, list[bytes]]: ...
+
+    async def pending_embeddings(self, db: Any, limit: int) -> list[tuple[int, str]]: ...
+
+    async def last_change(self, db: Any, user_key: int | None = None) -> int: ...
+
+    async def changes_since(
+        self, db: Any, seq: int, user_key: int | None = None
+    ) -> list[tuple[int, int, str, str]]: ...
