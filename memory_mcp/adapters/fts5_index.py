@@ -30,6 +30,16 @@ STOPWORDS = frozenset(
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Scripts written without spaces between words (Han, kana, Hangul): FTS5's unicode61 would make a
+# whole sentence one token, so each character is indexed as a token and a query word becomes a
+# phrase of its characters, which matches it anywhere inside a sentence.
+_UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af])")
+
+
+def searchable(text: str) -> str:
+    """The text as the full-text index stores it (unspaced scripts split into characters)."""
+    return _UNSPACED.sub(r" \1 ", text)
+
 
 # BM25 constants, as in FTS5 and most engines.
 K1 = 1.2
@@ -37,13 +47,20 @@ B = 0.75
 
 
 def query_terms(text: str) -> list[str]:
-    """The distinct words of a query worth matching, in order; stopwords only if nothing else."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    """The distinct words of a query worth matching, in order; stopwords only if nothing else.
+
+    A run of an unspaced script becomes one term, the phrase of its characters."""
+    terms = []
+    for run in _WORD.findall(text):
+        run = run.lower()
+        terms.append(" ".join(_WORD.findall(searchable(run))) if _UNSPACED.search(run) else run)
+    words = list(dict.fromkeys(terms))
     kept = [w for w in words if w not in STOPWORDS]
     return kept or words
 
 
 def count_tokens(text: str) -> int:
+    """Tokens of already searchable text (see ``searchable``), for BM25's document length."""
     return len(_WORD.findall(text))
 
 

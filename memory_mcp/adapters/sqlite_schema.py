@@ -33,6 +33,7 @@ CREATE TABLE memories (
     scope_level         TEXT NOT NULL,
     category            TEXT NOT NULL,
     content             TEXT NOT NULL,
+    search_text         TEXT NOT NULL,         -- what full text indexes: content and entity refs
     content_hash        TEXT NOT NULL,
     importance          REAL NOT NULL,
     entity_refs         TEXT NOT NULL DEFAULT '[]',
@@ -96,10 +97,10 @@ CREATE TABLE recalls (
     PRIMARY KEY (memory_key, position)
 ) WITHOUT ROWID;
 
--- What the text index sees of a memory: its content and entity refs, and its owner as a token
+-- What the text index sees of a memory: its search text, and its owner as a token
 -- ('u' || user_key) so that a MATCH can be confined to one user inside FTS5 itself.
 CREATE VIEW memories_text AS
-    SELECT key, content || ' ' || entity_refs AS body, 'u' || user_key AS owner FROM memories;
+    SELECT key, search_text AS body, 'u' || user_key AS owner FROM memories;
 
 CREATE VIRTUAL TABLE memories_fts USING fts5(
     body, owner,
@@ -109,7 +110,7 @@ CREATE VIRTUAL TABLE memories_fts USING fts5(
 
 CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
     INSERT INTO memories_fts(rowid, body, owner)
-        VALUES (new.key, new.content || ' ' || new.entity_refs, 'u' || new.user_key);
+        VALUES (new.key, new.search_text, 'u' || new.user_key);
     UPDATE users SET doc_count = doc_count + 1, token_total = token_total + new.n_tokens
         WHERE user_key = new.user_key;
     INSERT INTO changes(user_key, memory_key, memory_id, op)
@@ -118,7 +119,7 @@ END;
 
 CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
     INSERT INTO memories_fts(memories_fts, rowid, body, owner)
-        VALUES ('delete', old.key, old.content || ' ' || old.entity_refs, 'u' || old.user_key);
+        VALUES ('delete', old.key, old.search_text, 'u' || old.user_key);
     UPDATE users SET doc_count = doc_count - 1, token_total = token_total - old.n_tokens
         WHERE user_key = old.user_key;
     DELETE FROM recalls WHERE memory_key = old.key;

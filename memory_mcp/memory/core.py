@@ -184,10 +184,19 @@ class HierarchicalMemory:
         return self._semantic_ready.is_set()
 
     async def wait_until_ready(self) -> None:
-        """Wait until semantic search is available."""
-        if self._background is not None and self._background.done() and not self.semantic_ready:
-            self._background.result()  # re-raise why loading failed
-        await self._semantic_ready.wait()
+        """Wait until semantic search is available; raises why if the embedder failed to load."""
+        if self.semantic_ready:
+            return
+        if self._background is None:  # the library's default: prepare here, now
+            await self._prepare_vectors()
+            return
+        ready = asyncio.ensure_future(self._semantic_ready.wait())
+        try:
+            await asyncio.wait({ready, self._background}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if not self.semantic_ready:
+            self._background.result()  # re-raises why loading failed
 
     async def _prepare_semantic(self) -> None:
         try:
@@ -292,18 +301,25 @@ class HierarchicalMemory:
         digest = _hash(content)
         vector = _vector if _vector is not None else await self._embed_now(content)
         target = self._promoted(position, importance)
-        similar = await self._similar(position.user_id, vector)
+        similar = await self._similar(position, target, vector)
         now = time.time()
 
         async with self.store.transaction() as db:
             user_key = await self.store.user_key(db, position.user_id, create=True)
             assert user_key is not None
+            if idempotency_key is not None:  # again under the write lock: a concurrent retry
+                earlier_id = await self._idempotent_id(db, user_key, idempotency_key)
+                if earlier_id is not None:
+                    found = await self.store.get(db, earlier_id)
+                    assert found is not None
+                    return found[2]
             if position.turn_id is not None and position.session_id is not None:
                 await self._expire_other_turns(db, user_key, position, now)
-            existing = await self._find_duplicate(db, user_key, position, digest, similar, now)
+            existing = await self._find_duplicate(db, user_key, position, target, digest, similar, now)
             if existing is not None:
                 key, memory = existing
                 memory = await self._reinforce(db, key, memory, importance, target, now)
+                await self._absorb(db, user_key, key, memory, digest, similar, now)
             else:
                 memory_id = str(uuid.uuid4())
                 row = {
@@ -314,12 +330,14 @@ class HierarchicalMemory:
                     "provenance": {**prov, "recorded_at": _iso(now)},
                     "created_at": now, "valid_from": now,
                     "expires_at": now + self.config.turn_ttl_s if target.turn_id is not None else None,
-                    "n_tokens": _n_tokens(content, refs),
+                    **_text_columns(content, refs),
                     "embedding": None if vector is None else vector.tobytes(),
                 }
                 if target != position:
                     row.update(_origin(position), promoted_at=now)
-                await self.store.insert(db, row)
+                key = await self.store.insert(db, row)
+                if target != position:
+                    await self._absorb(db, user_key, key, target, digest, similar, now)
                 found = await self.store.get(db, memory_id)
                 assert found is not None
                 memory = found[2]
@@ -401,11 +419,21 @@ class HierarchicalMemory:
             if earlier is not None:
                 return earlier
         if not old.is_current:
-            raise _already_superseded(old)
+            async with self.store.reading() as db:
+                chain_key = await self.store.scalar(
+                    db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (old_key,)
+                )
+                raise _already_superseded(old, await self._current_of(db, chain_key))
         vector = await self._embed_now(content)
         now = time.time()
         new_id = str(uuid.uuid4())
         async with self.store.transaction() as db:
+            if idempotency_key is not None:  # again under the write lock: a concurrent retry
+                earlier_id = await self._idempotent_id(db, user_key, idempotency_key)
+                if earlier_id is not None:
+                    found = await self.store.get(db, earlier_id)
+                    assert found is not None
+                    return found[2]
             chain_key = await self.store.scalar(
                 db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (old_key,)
             )
@@ -414,8 +442,7 @@ class HierarchicalMemory:
                 (now, new_id, old_key),
             )
             if cursor.rowcount != 1:  # closed by another writer since we read it
-                current = await self.store.get(db, old_memory_id)
-                raise _already_superseded(current[2] if current else old)
+                raise _already_superseded(old, await self._current_of(db, chain_key))
             await self.store.insert(db, {
                 "id": new_id, "user_key": user_key,
                 "session_id": old.session_id, "agent_id": old.agent_id, "turn_id": old.turn_id,
@@ -429,7 +456,7 @@ class HierarchicalMemory:
                 "origin_session_id": old.origin_session_id, "origin_agent_id": old.origin_agent_id,
                 "origin_turn_id": old.origin_turn_id,
                 "promoted_at": old.promoted_at.timestamp() if old.promoted_at else None,
-                "n_tokens": _n_tokens(content, refs),
+                **_text_columns(content, refs),
                 "embedding": None if vector is None else vector.tobytes(),
             })
             if idempotency_key is not None:
@@ -554,6 +581,7 @@ class HierarchicalMemory:
         position = self._position(flt.user_id, flt.session_id, flt.agent_id, flt.turn_id)
         limit = _limit(flt.limit)
         offset = _count(flt.offset, "offset", 0, 10**9)
+        self._where(flt, 0, 0.0)  # refuse a bad filter even for a user with no memories
         async with self.store.reading() as db:
             user_key = await self.store.user_key(db, position.user_id)
             if user_key is None:
@@ -646,6 +674,8 @@ class HierarchicalMemory:
         position = self._position(user_id, session_id, agent_id, turn_id)
         if not isinstance(query, str):
             raise InvalidArgumentError(f"query must be a string, got {type(query).__name__}")
+        # Lone surrogates (broken UTF-16 from a client) cannot be tokenized: replace them.
+        query = query.encode("utf-8", "replace").decode("utf-8")
         if mode not in ("hybrid", "semantic", "text"):
             raise InvalidArgumentError(f"unknown search mode {mode!r}; use 'hybrid', 'semantic' or 'text'")
         top_k = _count(top_k, "top_k", 1, _MAX_TOP_K)
@@ -831,26 +861,32 @@ class HierarchicalMemory:
                 return passing[:want]
             count *= 4
 
-    async def _similar(self, user_id: str, vector: Vector | None) -> list[int]:
-        """Keys of the user's memories (any scope or version) near enough to be duplicates."""
+    def _duplicate_scope(
+        self, user_key: int, position: Position, target: Position, now: float
+    ) -> tuple[str, list[Any]]:
+        """Where a new memory's duplicates may be: on the position's path, or below where it lands."""
+        seen, seen_params = self._where(_filter_at(position, all_levels=False), user_key, now)
+        below, below_params = self._where(_filter_at(target, all_levels=True), user_key, now)
+        return f"(({seen}) OR ({below}))", [*seen_params, *below_params]
+
+    async def _similar(self, position: Position, target: Position, vector: Vector | None) -> list[int]:
+        """Keys of current memories in the duplicate scope whose vectors are near enough, nearest first."""
         if vector is None or self._vector_index is None:
             return []
         async with self.store.reading() as db:
-            user_key = await self.store.user_key(db, user_id)
+            user_key = await self.store.user_key(db, position.user_id)
         if user_key is None:
             return []
-        found = await self._vector_index.search(vector, 8, VectorFilter(user_key=user_key))
+        scope = self._duplicate_scope(user_key, position, target, time.time())
+        found = await self._vector_candidates(vector, user_key, scope, 8)
         return [k for k, s in found if s >= self.config.duplicate_similarity]
 
     async def _find_duplicate(
-        self, db: aiosqlite.Connection, user_key: int, position: Position, digest: str,
+        self, db: aiosqlite.Connection, user_key: int, position: Position, target: Position, digest: str,
         similar: list[int], now: float,
     ) -> tuple[int, Memory] | None:
-        """A current memory on the position's path or below it that says the same thing."""
-        seen, seen_params = self._where(_filter_at(position, all_levels=False), user_key, now)
-        below, below_params = self._where(_filter_at(position, all_levels=True), user_key, now)
-        scope = f"(({seen}) OR ({below}))"
-        params = [*seen_params, *below_params]
+        """A current memory that says the same thing, on the position's path or below its target."""
+        scope, params = self._duplicate_scope(user_key, position, target, now)
         rows = await self.store.select(
             db, f"{scope} AND m.content_hash = ?", [*params, digest], "ORDER BY m.key LIMIT 1"
         )
@@ -866,6 +902,24 @@ class HierarchicalMemory:
             if key in by_key:
                 return key, by_key[key]
         return None
+
+    async def _absorb(
+        self, db: aiosqlite.Connection, user_key: int, keep: int, at: Memory | Position, digest: str,
+        similar: list[int], now: float,
+    ) -> None:
+        """A memory that moved up must not be seen twice: the same fact held below its new place
+        is closed, pointing at it (``superseded_by``), and counts as a reinforcement."""
+        where, params = self._where(_filter_at(_position_of(at), all_levels=True), user_key, now)
+        cursor = await db.execute(
+            f"UPDATE memories AS m SET valid_until = ?, superseded_by = (SELECT id FROM memories WHERE key = ?) "
+            f"WHERE {where} AND m.key != ? AND (m.content_hash = ? OR m.key IN (SELECT value FROM json_each(?)))",
+            [now, keep, *params, keep, digest, json.dumps(similar)],
+        )
+        if cursor.rowcount > 0:
+            await db.execute(
+                "UPDATE memories SET reinforcement_count = reinforcement_count + ? WHERE key = ?",
+                (cursor.rowcount, keep),
+            )
 
     async def _reinforce(
         self, db: aiosqlite.Connection, key: int, memory: Memory, importance: float, target: Position, now: float
@@ -932,9 +986,11 @@ class HierarchicalMemory:
                 )
                 seen = await self.store.scalar(db, "SELECT count(*) FROM recalls WHERE memory_key = ?", (key,))
                 if seen >= self.config.promotion_recall_count:
-                    here = Position(memory.user_id, memory.session_id, memory.agent_id, memory.turn_id)
-                    await self.store.update(db, key, **self._promotion_values(memory, _parent(here), now))
+                    parent = _parent(_position_of(memory))
+                    await self.store.update(db, key, **self._promotion_values(memory, parent, now))
                     await db.execute("DELETE FROM recalls WHERE memory_key = ?", (key,))
+                    digest = await self.store.scalar(db, "SELECT content_hash FROM memories WHERE key = ?", (key,))
+                    await self._absorb(db, user_key, key, parent, digest, [], now)
                     promoted.append(memory.id)
         for memory_id in promoted:
             self._forget_cached(memory_id)
@@ -993,6 +1049,19 @@ class HierarchicalMemory:
         if found is None or (user_id is not None and found[2].user_id != user_id):
             raise _not_found(memory_id)
         return found
+
+    async def _idempotent_id(self, db: aiosqlite.Connection, user_key: int, idempotency_key: str) -> str | None:
+        value = await self.store.scalar(
+            db, "SELECT memory_id FROM idempotency_keys WHERE user_key = ? AND key = ?", (user_key, idempotency_key)
+        )
+        return None if value is None else str(value)
+
+    async def _current_of(self, db: aiosqlite.Connection, chain_key: int) -> str | None:
+        value = await self.store.scalar(
+            db, "SELECT id FROM memories WHERE (key = ? OR chain_key = ?) AND valid_until IS NULL",
+            (chain_key, chain_key),
+        )
+        return None if value is None else str(value)
 
     async def _idempotent(self, user_id: str, idempotency_key: str) -> Memory | None:
         async with self.store.reading() as db:
@@ -1145,10 +1214,12 @@ def _hash(content: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def _n_tokens(content: str, refs: list[str]) -> int:
-    from ..adapters.fts5_index import count_tokens
+def _text_columns(content: str, refs: list[str]) -> dict[str, Any]:
+    """What full-text search indexes of a memory, and its length in tokens for BM25."""
+    from ..adapters.fts5_index import count_tokens, searchable
 
-    return max(1, count_tokens(content) + sum(count_tokens(r) for r in refs))
+    text = searchable(" ".join([content, *refs]))
+    return {"search_text": text, "n_tokens": max(1, count_tokens(text))}
 
 
 def _iso(epoch: float) -> str:
@@ -1175,6 +1246,12 @@ def _broadest_common(a: Position, b: Position) -> Position:
     return Position(a.user_id, **ids)
 
 
+def _position_of(item: Memory | Position) -> Position:
+    return item if isinstance(item, Position) else Position(
+        item.user_id, item.session_id, item.agent_id, item.turn_id
+    )
+
+
 def _origin(position: Position) -> dict[str, Any]:
     return {
         "origin_level": position.level.value, "origin_session_id": position.session_id,
@@ -1193,8 +1270,9 @@ def _not_found(memory_id: str) -> MemoryNotFoundError:
     return MemoryNotFoundError(f"no memory with id {memory_id!r} exists for this user")
 
 
-def _already_superseded(memory: Memory) -> AlreadySupersededError:
+def _already_superseded(memory: Memory, current: str | None) -> AlreadySupersededError:
+    now = f"the current version is {current!r}" if current else "no version of it is current any more"
     return AlreadySupersededError(
-        f"memory {memory.id!r} was already superseded by {memory.superseded_by!r}; "
-        "supersede the current version instead (get_history shows the chain)"
+        f"memory {memory.id!r} was already superseded (by {memory.superseded_by!r}); {now}: supersede "
+        "the current version instead (get_history shows the chain)"
     )
