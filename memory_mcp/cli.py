@@ -28,6 +28,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
     serve.add_argument("--user-id", help="user that calls naming no user act for (default: your login name)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    reindex = commands.add_parser(
+        "reindex", help="rebuild the full-text and vector indexes (re-embedding with another model if asked)",
+        description="Rebuild both indexes from the database. With an embedder other than the one the "
+        "database was built with, every memory is embedded again first.\n\n"
+        "  memory-mcp reindex --db-path memory.db\n"
+        "  memory-mcp reindex --embedder-backend ollama --embedder-model nomic-embed-text",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reindex.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    reindex.add_argument("--embedder-backend", choices=["local", "openai", "ollama"])
+    reindex.add_argument("--embedder-model", help="model name of the backend")
+    reindex.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -45,8 +57,27 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "serve":
-        serve(settings)
+        try:
+            serve(settings)
+        except KeyboardInterrupt:  # Ctrl-C: the server has shut down cleanly by now
+            pass
+    elif args.command == "reindex":
+        import asyncio
+
+        counts = asyncio.run(_reindex(settings))
+        logging.getLogger("memory_mcp").info("reindexed: %s", counts)
+        print(counts, file=sys.stderr)
     return 0
+
+
+async def _reindex(settings: Any) -> dict[str, int]:
+    from .memory.core import HierarchicalMemory
+
+    memory = await HierarchicalMemory.create(settings, reembed=True)
+    try:
+        return await memory.reindex()
+    finally:
+        await memory.close()
 
 
 def serve(settings: Any) -> None:

@@ -105,6 +105,7 @@ class HierarchicalMemory:
         self._semantic_ready = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._closed = False
+        self._reembed = False
 
     # -- construction -------------------------------------------------------------------------
 
@@ -118,8 +119,13 @@ class HierarchicalMemory:
         text_index: TextIndex | None = None,
         embedder: Embedder | None = None,
         cache: MemoryCache | None = None,
+        reembed: bool = False,
     ) -> HierarchicalMemory:
-        """Open (or create) the memory database of ``config`` and return the engine."""
+        """Open (or create) the memory database of ``config`` and return the engine.
+
+        An embedder other than the one the database was built with is refused, unless ``reembed``
+        is true: then every memory is embedded again with the new one (as ``memory-mcp reindex``).
+        """
         from ..adapters.fts5_index import Fts5TextIndex
         from ..adapters.lru_cache import LRUMemoryCache
         from ..adapters.sqlite_store import SQLiteMemoryStore
@@ -141,6 +147,7 @@ class HierarchicalMemory:
                 cache,
                 vector_index,
             )
+            memory._reembed = reembed
             async with store.reading() as db:
                 memory._cache_seq = await store.last_change(db)
             if config.background_embedding:
@@ -221,12 +228,19 @@ class HierarchicalMemory:
             if stored_model is None:
                 await self.store.set_meta(db, "embedder_model", model)
                 await self.store.set_meta(db, "embedding_dim", str(dim))
+            elif (stored_model != model or int(stored_dim or 0) != dim) and self._reembed:
+                log.warning("re-embedding every memory with %s (was %s)", model, stored_model)
+                await db.execute("UPDATE memories SET embedding = NULL WHERE embedding IS NOT NULL")
+                await db.execute("DELETE FROM vector_index_files")
+                await self.store.set_meta(db, "embedder_model", model)
+                await self.store.set_meta(db, "embedding_dim", str(dim))
             elif stored_model != model or int(stored_dim or 0) != dim:
                 raise EmbedderMismatchError(
                     f"{self.store.db_path} was built with the embedding model {stored_model!r} "
                     f"({stored_dim} dimensions) but this embedder is {model!r} ({dim} dimensions); "
                     f"open it with embedder_model={stored_model!r}, or re-embed every memory with "
-                    f"the new model (`memory-mcp reindex --embedder-model {model}`) before using it"
+                    f"the new model (`memory-mcp reindex --embedder-model {model}`, or "
+                    "HierarchicalMemory.create(config, reembed=True)) before using it"
                 )
         if self._vector_index is None:
             from ..adapters.usearch_index import UsearchVectorIndex
@@ -261,6 +275,23 @@ class HierarchicalMemory:
                     )
             done += len(pending)
             log.info("embedded %d memories stored before the embedder was ready", len(pending))
+
+    async def reindex(self) -> dict[str, int]:
+        """Rebuild both indexes from the store: FTS5 (then its integrity check) and every user's
+        vector index. Returns how many memories and vectors were indexed."""
+        await self.wait_until_ready()
+        await self._embed_pending()
+        await self.text_index.rebuild()
+        await self.text_index.integrity_check()
+        async with self.store.reading() as db:
+            cursor = await db.execute("SELECT user_key FROM users")
+            user_keys = [int(k) for (k,) in await cursor.fetchall()]
+            memories = int(await self.store.scalar(db, "SELECT count(*) FROM memories"))
+        vectors = 0
+        assert self._vector_index is not None
+        for user_key in user_keys:
+            vectors += await self._vector_index.rebuild(user_key)
+        return {"memories": memories, "vectors": vectors, "users": len(user_keys)}
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -713,7 +744,7 @@ class HierarchicalMemory:
         similarity = dict(semantic)
         bm25 = dict(text)
         keys = list(dict.fromkeys([k for k, _ in semantic] + [k for k, _ in text]))
-        if mode == "hybrid" and semantic and min_similarity > 0:
+        if mode == "hybrid" and use_semantic and min_similarity > 0:
             # A text-only hit has no similarity to check; keep it only if it also passes semantically.
             keys = [k for k in keys if k in similarity]
         async with self.store.reading() as db:
@@ -989,11 +1020,26 @@ class HierarchicalMemory:
                     parent = _parent(_position_of(memory))
                     await self.store.update(db, key, **self._promotion_values(memory, parent, now))
                     await db.execute("DELETE FROM recalls WHERE memory_key = ?", (key,))
-                    digest = await self.store.scalar(db, "SELECT content_hash FROM memories WHERE key = ?", (key,))
-                    await self._absorb(db, user_key, key, parent, digest, [], now)
-                    promoted.append(memory.id)
-        for memory_id in promoted:
+                    promoted.append((key, memory.id, parent))
+        for key, memory_id, parent in promoted:
             self._forget_cached(memory_id)
+            await self._absorb_below(user_key, key, parent)
+
+    async def _absorb_below(self, user_key: int, key: int, at: Position) -> None:
+        """After a promotion by use: absorb what the memory's new subtree holds of the same fact."""
+        async with self.store.reading() as db:
+            digest = await self.store.scalar(db, "SELECT content_hash FROM memories WHERE key = ?", (key,))
+            blobs = await self.store.embeddings(db, [key])
+        if digest is None:
+            return
+        similar: list[int] = []
+        if blobs and self._vector_index is not None:
+            vector = np.frombuffer(blobs[0][1], dtype=np.float32)
+            below = self._where(_filter_at(at, all_levels=True), user_key, time.time())
+            found = await self._vector_candidates(vector, user_key, below, 8)
+            similar = [k for k, s in found if k != key and s >= self.config.duplicate_similarity]
+        async with self.store.transaction() as db:
+            await self._absorb(db, user_key, key, at, str(digest), similar, time.time())
 
     # -- helpers ----------------------------------------------------------------------------------
 

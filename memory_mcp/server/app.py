@@ -8,14 +8,16 @@ answers from full text (and says so), and writes are embedded as soon as it is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
+from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from ..errors import MemoryMCPError, MemoryNotFoundError
@@ -46,21 +48,24 @@ class EngineHolder:
         self.settings = settings
         self.engine: HierarchicalMemory | None = None
         self._users = 0
+        self._lock = asyncio.Lock()  # two connections arriving together must not open two engines
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[EngineHolder]:
-        if self.engine is None:
-            config = self.settings.model_copy(update={"background_embedding": True})
-            self.engine = await HierarchicalMemory.create(config)
-            log.info("memory database: %s", config.db_path)
-        self._users += 1
+        async with self._lock:
+            if self.engine is None:
+                config = self.settings.model_copy(update={"background_embedding": True})
+                self.engine = await HierarchicalMemory.create(config)
+                log.info("memory database: %s", config.db_path)
+            self._users += 1
         try:
             yield self
         finally:
-            self._users -= 1
-            if self._users == 0 and self.engine is not None:
-                engine, self.engine = self.engine, None
-                await engine.close()
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0 and self.engine is not None:
+                    engine, self.engine = self.engine, None
+                    await engine.close()
 
     def user(self, user_id: str | None) -> str:
         return user_id or self.settings.user_id
@@ -126,6 +131,7 @@ class MemoryServer(MCPServer):
     async def list_tools(self) -> list[Any]:
         return [
             tool.model_copy(update={
+                "description": " ".join((tool.description or "").split()),
                 "input_schema": compact_schema(tool.input_schema),
                 "output_schema": compact_schema(tool.output_schema) if tool.output_schema else None,
             })
@@ -331,8 +337,8 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
     @mcp.resource("memory://users/{user_id}/memories{?offset,limit}", mime_type="application/json")
     async def user_memories(user_id: str, ctx: Context, offset: int = 0, limit: int = 100) -> str:
         """A user's current memories, newest first; page with ?offset=&limit= (at most 500)."""
-        limit = max(1, min(limit, 500))
-        page = await _resource(ctx, lambda m: m.get_all(user_id, limit=limit + 1, offset=max(offset, 0)))
+        limit, offset = max(1, min(limit, 500)), max(offset, 0)
+        page = await _resource(ctx, lambda m: m.get_all(user_id, limit=limit + 1, offset=offset))
         out = ListOut(memories=[MemoryOut.of(m) for m in page[:limit]],
                       next_offset=offset + limit if len(page) > limit else None)
         return out.model_dump_json(exclude_none=True)
@@ -357,13 +363,13 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
 
     @mcp.prompt(description="The user's memories relevant to a query, fenced as data, to prepend to a chat.")
     async def memory_context(query: str, ctx: Context, user_id: str = "", session_id: str = "", top_k: str = "5") -> str:
+        # A prompt's own exceptions reach the client only as MCPError; anything else is hidden.
         try:
-            k = int(top_k)
-        except ValueError:
-            raise ToolError(f"top_k must be an integer, got {top_k!r}") from None
-        results = await _call(engine(ctx).recall(
-            query, _holder(ctx).user(user_id or None), session_id or None, top_k=k
-        ))
+            results = await engine(ctx).recall(
+                query, _holder(ctx).user(user_id or None), session_id or None, top_k=_int(top_k, "top_k")
+            )
+        except MemoryMCPError as exc:
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
         return render_memory_context(r.memory for r in results) or "No relevant memories."
 
     return mcp
@@ -373,6 +379,13 @@ def _resource_user(settings: ServerSettings) -> str | None:
     # Without authentication every caller of this server acts for its configured users; resources
     # by id are readable for any user of the database. (With authentication: the token's user.)
     return None
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise MCPError(INVALID_PARAMS, f"{name} must be an integer, got {text!r}") from None
 
 
 def _version() -> str:
