@@ -898,7 +898,8 @@ class HierarchicalMemory:
         """Where a new memory's duplicates may be: on the position's path, or below where it lands."""
         seen, seen_params = self._where(_filter_at(position, all_levels=False), user_key, now)
         below, below_params = self._where(_filter_at(target, all_levels=True), user_key, now)
-        return f"(({seen}) OR ({below}))", [*seen_params, *below_params]
+        # user_key again outside the OR, so that SQLite can use the (user_key, ...) indexes.
+        return f"m.user_key = ? AND (({seen}) OR ({below}))", [user_key, *seen_params, *below_params]
 
     async def _similar(self, position: Position, target: Position, vector: Vector | None) -> list[int]:
         """Keys of current memories in the duplicate scope whose vectors are near enough, nearest first."""
