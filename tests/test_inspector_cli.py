@@ -11,7 +11,6 @@ not installed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import kill_leftovers
 
 NPX = shutil.which("npx")
 NODE = shutil.which("node")
@@ -46,29 +46,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_server_outlives_the_test(tmp_path: Path) -> Iterator[None]:
     yield
-    deadline = time.monotonic() + 15
-    while (left := _processes_mentioning(str(tmp_path))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in left:  # started for this test: the command line names its temp dir
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    left = kill_leftovers(tmp_path, 15)
     assert not left, f"processes still running after the Inspector exited: {left}"
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import anyio
 from mcp import Client, StdioServerParameters
+from support import processes_mentioning
 
 from memory_mcp import HierarchicalMemory, MemoryConfig, MemoryFilter
 
@@ -26,7 +28,6 @@ def _params(db: Path) -> StdioServerParameters:
 async def test_acknowledged_memories_survive_a_client_vanishing_mid_call(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     acknowledged = []
-    pid = None
     async with Client(_params(db)) as client:
         for i in range(5):
             result = await client.call_tool("remember", {"content": f"Acknowledged fact number {i}"})
@@ -35,12 +36,10 @@ async def test_acknowledged_memories_survive_a_client_vanishing_mid_call(tmp_pat
         # Start a call and abandon it: the client disappears without waiting for the answer.
         with anyio.move_on_after(0.001):
             await client.call_tool("remember", {"content": "A call the client never waited for"})
-        pid = await _server_pid(tmp_path)
-    if pid is not None:  # make sure nothing shut it down gracefully
-        try:
+        pids = processes_mentioning(str(tmp_path))
+    for pid in pids:  # whatever is left of the server, killed rather than shut down
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     async with await HierarchicalMemory.create(MemoryConfig(db_path=db)) as memory:
         stored = await memory.query(MemoryFilter(user_id="alice"))
@@ -50,15 +49,3 @@ async def test_acknowledged_memories_survive_a_client_vanishing_mid_call(tmp_pat
         assert len(ids - set(acknowledged)) <= 1
         results = await memory.recall("acknowledged fact number 3", user_id="alice")
         assert results[0].memory.id == acknowledged[3]
-
-
-async def _server_pid(tmp_path: Path) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if str(tmp_path) in cmdline and "memory_mcp" in cmdline:
-                return int(entry.name)
-    return None

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import anyio
 import jsonschema
 import pytest
 from mcp import Client, MCPError
+from support import client_session
 
 from memory_mcp.extraction.template import EXTRACTION_INSTRUCTION
 from memory_mcp.memory.core import HierarchicalMemory
@@ -42,25 +41,9 @@ def settings(tmp_path: Path) -> ServerSettings:
     return ServerSettings(db_path=tmp_path / "server.db", user_id="alice")
 
 
-@asynccontextmanager
-async def connect(settings: ServerSettings, server: Any = None) -> AsyncIterator[Client]:
+def connect(settings: ServerSettings, server: Any = None) -> Any:
     # Entered inside the test (not as an async fixture) so the client's task group lives in one task.
-    try:
-        async with Client(server if server is not None else build_server(settings)) as client:
-            yield client
-    except BaseExceptionGroup as group:
-        # The client's task group wraps a failing assertion; show the assertion itself.
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found
+    return client_session(server if server is not None else build_server(settings))
 
 
 def text_of(result: Any) -> str:

@@ -20,8 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +30,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from support import client_session, kill_leftovers
 
 TOOLS = {"remember", "recall", "search", "supersede", "history", "forget", "list_memories", "memory_stats"}
 FACT = "Plays the cello in a community orchestra"
@@ -61,29 +61,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_server_outlives_the_test(tmp_path: Path) -> Iterator[None]:
     yield
-    deadline = time.monotonic() + 10
-    while (left := _processes_mentioning(str(tmp_path))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in left:  # only processes started for this test: their command line names its temp dir
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    left = kill_leftovers(tmp_path, 10)
     assert not left, f"server processes still running after the test: {left}"
 
 
@@ -147,23 +128,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     held.close()
 
 
-@asynccontextmanager
-async def session(target: Any) -> AsyncIterator[Client]:
-    try:
-        async with Client(target) as client:
-            yield client
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found
+session = client_session
 
 
 # -- what every transport must do -------------------------------------------------------------

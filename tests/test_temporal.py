@@ -8,7 +8,7 @@ clock, so no test sleeps.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -87,7 +87,7 @@ def _as_of_forms(when: datetime) -> dict[str, Any]:
         "datetime": when,
         "datetime in another zone": when.astimezone(plus_two),
         "iso string": when.isoformat(),
-        "iso string with Z": when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "iso string with Z": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "iso string in another zone": when.astimezone(plus_two).isoformat(),
         "epoch float": when.timestamp(),
     }

@@ -3,8 +3,8 @@
 from .config import EmbedderBackend, MemoryConfig
 from .core import HierarchicalMemory, Position
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
-from .sync import SyncHierarchicalMemory
 from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
+from .sync import SyncHierarchicalMemory
 
 __all__ = [
     "EmbedderBackend", "Embedder", "HierarchicalMemory", "Memory", "MemoryCache", "MemoryCategory",

@@ -50,7 +50,16 @@ from ..errors import (
 )
 from .config import EmbedderBackend, MemoryConfig
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
-from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, Vector, VectorFilter, VectorIndex
+from .ports import (
+    Embedder,
+    MemoryCache,
+    MemoryFilter,
+    MemoryStore,
+    TextIndex,
+    Vector,
+    VectorFilter,
+    VectorIndex,
+)
 from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
 
 log = logging.getLogger(__name__)
@@ -400,24 +409,7 @@ class HierarchicalMemory:
                 stored.append(await self.add(**item, _vector=vector))
         return stored
 
-    async def remember(
-        self,
-        content: str,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        agent_id: str | None = None,
-        turn_id: str | None = None,
-        category: MemoryCategory | str = MemoryCategory.FACT,
-        importance: float = 0.5,
-        entity_refs: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Memory:
-        """Convenience alias of :meth:`add`."""
-        return await self.add(
-            content, user_id, session_id, agent_id, turn_id, category, importance, entity_refs, metadata,
-            **kwargs,
-        )
+    remember = add  # the reference's convenience name for add
 
     async def supersede(
         self,

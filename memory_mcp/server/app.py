@@ -24,7 +24,7 @@ from ..errors import MemoryMCPError, MemoryNotFoundError
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
 from ..memory.core import HierarchicalMemory
 from ..memory.models import MemoryStats
-from .schemas import ForgetOut, Hit, HistoryOut, ListOut, MemoryOut, SearchOut
+from .schemas import ForgetOut, HistoryOut, Hit, ListOut, MemoryOut, SearchOut
 from .settings import ServerSettings
 
 log = logging.getLogger(__name__)
