@@ -37,6 +37,13 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
+def report(name: str, values: list[float], floor: float | None = None) -> str:
+    """One line of percentiles in milliseconds (and the median as a multiple of the floor)."""
+    line = (f"{name}: p50 {statistics.median(values) * 1000:.1f} ms, p95 {pct(values, 95) * 1000:.1f} ms, "
+            f"p99 {pct(values, 99) * 1000:.1f} ms")
+    return line if floor is None else f"{line}, p50/floor {statistics.median(values) / floor:.2f}"
+
+
 async def main(n: int, samples: int) -> None:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,13 +70,11 @@ async def main(n: int, samples: int) -> None:
             await memory.text_search(query, user_id="bench", top_k=5)
             texts.append(time.perf_counter() - t)
         await memory.close()
-    ms = 1000
     print(f"memories: {n}  samples: {samples}")
     print(f"bulk import: {n / fill:.0f} memories/s")
-    print(f"embed one query (floor): p50 {statistics.median(floor) * ms:.1f} ms")
+    print(f"embed one query (floor): p50 {statistics.median(floor) * 1000:.1f} ms")
     for name, values in (("add", adds), ("recall (hybrid)", recalls), ("text_search", texts)):
-        print(f"{name}: p50 {statistics.median(values) * ms:.1f} ms, p95 {pct(values, 95) * ms:.1f} ms, "
-              f"p99 {pct(values, 99) * ms:.1f} ms, p50/floor {statistics.median(values) / statistics.median(floor):.2f}")
+        print(report(name, values, statistics.median(floor)))
 
 
 if __name__ == "__main__":

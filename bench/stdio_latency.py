@@ -13,13 +13,12 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from core_latency import SUBJECTS, THINGS, pct, sentence
+from core_latency import SUBJECTS, THINGS, report, sentence
 from mcp import Client, StdioServerParameters
 
 from memory_mcp import HierarchicalMemory, MemoryConfig
@@ -54,12 +53,10 @@ async def main(n: int, samples: int) -> None:
                 t = time.perf_counter()
                 await client.call_tool("recall", {"query": query})
                 recalls.append(time.perf_counter() - t)
-    ms = 1000
     print(f"memories: {n}  samples: {samples}")
     print(f"process start to first answer (tools/list): {first_answer:.2f} s")
     for name, values in (("remember", remembers), ("recall", recalls)):
-        print(f"{name} over stdio: p50 {statistics.median(values) * ms:.1f} ms, p95 {pct(values, 95) * ms:.1f} ms, "
-              f"p99 {pct(values, 99) * ms:.1f} ms")
+        print(report(f"{name} over stdio", values))
 
 
 if __name__ == "__main__":

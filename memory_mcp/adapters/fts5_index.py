@@ -11,6 +11,7 @@ word's posting list is read up to a cap, so a common word cannot make a query sc
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import defaultdict
@@ -97,7 +98,7 @@ class Fts5TextIndex:
             cursor = await db.execute(
                 f"SELECT m.key, m.n_tokens FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) "
                 f"AND {where}",
-                [_json_keys(matched), *params],
+                [json.dumps(list(matched)), *params],
             )
             lengths = {int(k): int(n) for k, n in await cursor.fetchall()}
         scored = []
@@ -117,6 +118,3 @@ class Fts5TextIndex:
         async with self._store.transaction() as db:
             await db.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
 
-
-def _json_keys(keys: Any) -> str:
-    return "[" + ",".join(str(k) for k in keys) + "]"

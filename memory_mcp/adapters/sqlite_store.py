@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -277,6 +276,3 @@ def _split_sql(script: str) -> list[str]:
         statements.append(buffer.strip())
     return statements
 
-
-def now() -> float:
-    return time.time()

@@ -348,11 +348,9 @@ class HierarchicalMemory:
             user_key = await self.store.user_key(db, position.user_id, create=True)
             assert user_key is not None
             if idempotency_key is not None:  # again under the write lock: a concurrent retry
-                earlier_id = await self._idempotent_id(db, user_key, idempotency_key)
-                if earlier_id is not None:
-                    found = await self.store.get(db, earlier_id)
-                    assert found is not None
-                    return found[2]
+                earlier = await self._earlier(db, user_key, idempotency_key)
+                if earlier is not None:
+                    return earlier
             if position.turn_id is not None and position.session_id is not None:
                 await self._expire_other_turns(db, user_key, position, now)
             existing = await self._find_duplicate(db, user_key, position, target, digest, similar, now)
@@ -402,7 +400,7 @@ class HierarchicalMemory:
             batch = [dict(item) for item in items[start : start + batch_size]]
             vectors: list[Vector | None] = [None] * len(batch)
             if not (self.config.background_embedding and not self.semantic_ready):
-                await self.wait_until_ready() if not self.semantic_ready else None
+                await self.wait_until_ready()
                 texts = [self._content(item.get("content")) for item in batch]
                 vectors = list(await self.embedder.embed(texts))
             for item, vector in zip(batch, vectors, strict=True):
@@ -443,23 +441,17 @@ class HierarchicalMemory:
                 return earlier
         if not old.is_current:
             async with self.store.reading() as db:
-                chain_key = await self.store.scalar(
-                    db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (old_key,)
-                )
+                chain_key = await _chain_key(db, self.store, old_key)
                 raise _already_superseded(old, await self._current_of(db, chain_key))
         vector = await self._embed_now(content)
         now = time.time()
         new_id = str(uuid.uuid4())
         async with self.store.transaction() as db:
             if idempotency_key is not None:  # again under the write lock: a concurrent retry
-                earlier_id = await self._idempotent_id(db, user_key, idempotency_key)
-                if earlier_id is not None:
-                    found = await self.store.get(db, earlier_id)
-                    assert found is not None
-                    return found[2]
-            chain_key = await self.store.scalar(
-                db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (old_key,)
-            )
+                earlier = await self._earlier(db, user_key, idempotency_key)
+                if earlier is not None:
+                    return earlier
+            chain_key = await _chain_key(db, self.store, old_key)
             cursor = await db.execute(
                 "UPDATE memories SET valid_until = ?, superseded_by = ? WHERE key = ? AND valid_until IS NULL",
                 (now, new_id, old_key),
@@ -503,9 +495,7 @@ class HierarchicalMemory:
         key, user_key, memory = await self._owned(memory_id, user_id)
         async with self.store.transaction() as db:
             if whole_chain:
-                chain_key = await self.store.scalar(
-                    db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)
-                )
+                chain_key = await _chain_key(db, self.store, key)
                 cursor = await db.execute(
                     "SELECT key, id FROM memories WHERE key = ? OR chain_key = ?", (chain_key, chain_key)
                 )
@@ -591,9 +581,7 @@ class HierarchicalMemory:
         """Every version of the fact ``memory_id`` belongs to, oldest first, from any member."""
         key, _, _ = await self._owned(memory_id, user_id)
         async with self.store.reading() as db:
-            chain_key = await self.store.scalar(
-                db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)
-            )
+            chain_key = await _chain_key(db, self.store, key)
             rows = await self.store.select(
                 db, "m.key = ? OR m.chain_key = ?", (chain_key, chain_key), "ORDER BY m.valid_from, m.key"
             )
@@ -1089,11 +1077,13 @@ class HierarchicalMemory:
             raise _not_found(memory_id)
         return found
 
-    async def _idempotent_id(self, db: aiosqlite.Connection, user_key: int, idempotency_key: str) -> str | None:
-        value = await self.store.scalar(
+    async def _earlier(self, db: aiosqlite.Connection, user_key: int, idempotency_key: str) -> Memory | None:
+        """What a first call with this idempotency key stored, if there was one."""
+        memory_id = await self.store.scalar(
             db, "SELECT memory_id FROM idempotency_keys WHERE user_key = ? AND key = ?", (user_key, idempotency_key)
         )
-        return None if value is None else str(value)
+        found = await self.store.get(db, memory_id) if memory_id else None
+        return found[2] if found else None
 
     async def _current_of(self, db: aiosqlite.Connection, chain_key: int) -> str | None:
         value = await self.store.scalar(
@@ -1105,14 +1095,7 @@ class HierarchicalMemory:
     async def _idempotent(self, user_id: str, idempotency_key: str) -> Memory | None:
         async with self.store.reading() as db:
             user_key = await self.store.user_key(db, user_id)
-            if user_key is None:
-                return None
-            memory_id = await self.store.scalar(
-                db, "SELECT memory_id FROM idempotency_keys WHERE user_key = ? AND key = ?",
-                (user_key, idempotency_key),
-            )
-            found = await self.store.get(db, memory_id) if memory_id else None
-        return found[2] if found else None
+            return None if user_key is None else await self._earlier(db, user_key, idempotency_key)
 
     async def _refresh_cache(self) -> None:
         """Drop cached memories that any process has changed since we last looked."""
@@ -1171,6 +1154,11 @@ def parse_time(value: Any) -> float:
                 f"as_of={value!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
             ) from None
     raise InvalidTimeError(f"as_of must be a datetime, ISO 8601 string or epoch seconds, got {type(value).__name__}")
+
+
+async def _chain_key(db: aiosqlite.Connection, store: MemoryStore, key: int) -> int:
+    """The key every version of this memory's fact shares: the first version's."""
+    return int(await store.scalar(db, "SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)))
 
 
 def _check_id(value: Any, name: str) -> None:

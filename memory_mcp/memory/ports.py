@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -53,7 +53,6 @@ class VectorFilter:
 
     user_key: int
     allowed: set[int] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

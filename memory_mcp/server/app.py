@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from ..errors import MemoryMCPError, MemoryNotFoundError
+from ..errors import MemoryMCPError
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
 from ..memory.core import HierarchicalMemory
 from ..memory.models import MemoryStats
@@ -322,9 +322,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
     async def _resource(ctx: Context, work: Callable[[HierarchicalMemory], Awaitable[T]]) -> T:
         try:
             return await work(engine(ctx))
-        except MemoryNotFoundError as exc:
-            raise ResourceNotFoundError(str(exc)) from None
-        except MemoryMCPError as exc:
+        except MemoryMCPError as exc:  # unknown id or malformed argument: nothing to read there
             raise ResourceNotFoundError(str(exc)) from None
 
     @mcp.resource("memory://stats", mime_type="application/json")
@@ -343,16 +341,18 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
                       next_offset=offset + limit if len(page) > limit else None)
         return out.model_dump_json(exclude_none=True)
 
+    # Without authentication every caller acts for whichever user it names, so a memory is
+    # readable by id for any user of the database (as the README says).
     @mcp.resource("memory://memories/{memory_id}", mime_type="application/json")
     async def memory_resource(memory_id: str, ctx: Context) -> str:
         """One memory (any version) by id."""
-        memory = await _resource(ctx, lambda m: m.get(memory_id, user_id=_resource_user(settings)))
+        memory = await _resource(ctx, lambda m: m.get(memory_id))
         return MemoryOut.of(memory).model_dump_json(exclude_none=True)
 
     @mcp.resource("memory://memories/{memory_id}/history", mime_type="application/json")
     async def history_resource(memory_id: str, ctx: Context) -> str:
         """Every version of a memory's fact, oldest first."""
-        versions = await _resource(ctx, lambda m: m.get_history(memory_id, user_id=_resource_user(settings)))
+        versions = await _resource(ctx, lambda m: m.get_history(memory_id))
         return HistoryOut(versions=[MemoryOut.of(v) for v in versions]).model_dump_json(exclude_none=True)
 
     # -- prompts --------------------------------------------------------------------------------
@@ -373,12 +373,6 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         return render_memory_context(r.memory for r in results) or "No relevant memories."
 
     return mcp
-
-
-def _resource_user(settings: ServerSettings) -> str | None:
-    # Without authentication every caller of this server acts for its configured users; resources
-    # by id are readable for any user of the database. (With authentication: the token's user.)
-    return None
 
 
 def _int(text: str, name: str) -> int:
