@@ -16,6 +16,7 @@ import pytest
 from memory_mcp import (
     AlreadySupersededError,
     HierarchicalMemory,
+    InvalidTimeError,
     Memory,
     MemoryCategory,
     MemoryFilter,
@@ -149,6 +150,25 @@ async def test_as_of_keeps_other_current_facts_that_existed_then(memory: Hierarc
     assert sorted(m.id for m in found) == sorted([pet.id, versions[0].id])
     # A fact added after T is not shown as of T.
     assert [m.id for m in await memory.query(MemoryFilter(user_id=USER, as_of=pet.valid_from - timedelta(seconds=1)))] == []
+
+
+async def test_valid_from_in_the_past_places_the_fact_in_time(memory: HierarchicalMemory) -> None:
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    met = await memory.add("User met Caroline at a support group", user_id=USER, valid_from="2023-05-08T13:56:00Z")
+    assert met.valid_from == said and met.created_at > said
+    assert [m.id for m in await memory.query(MemoryFilter(user_id=USER, as_of=said + timedelta(days=1)))] == [met.id]
+    assert await memory.query(MemoryFilter(user_id=USER, as_of=said - timedelta(days=1))) == []
+    found = await memory.recall("support group", user_id=USER, as_of=said + timedelta(hours=1))
+    assert [r.id for r in found] == [met.id]
+
+
+@pytest.mark.parametrize("when", ["2999-01-01T00:00:00Z", "yesterday", -5, True])
+async def test_valid_from_in_the_future_or_unreadable_is_refused_and_nothing_stored(
+    memory: HierarchicalMemory, when: Any
+) -> None:
+    with pytest.raises(InvalidTimeError, match="valid_from"):
+        await memory.add("User met Caroline", user_id=USER, valid_from=when)
+    assert await _everything(memory) == []
 
 
 # -- history ----------------------------------------------------------------------------------------

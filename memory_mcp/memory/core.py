@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 SearchMode = Literal["hybrid", "semantic", "text"]
 _ID_FIELDS = ("session_id", "agent_id", "turn_id")
 _MAX_ID_CHARS = 256
+_CLOCK_SKEW_S = 300  # a valid_from this far ahead of our clock is a mistake, not skew
 _MAX_TOP_K = 1000
 
 
@@ -318,9 +319,13 @@ class HierarchicalMemory:
         *,
         idempotency_key: str | None = None,
         provenance: Mapping[str, Any] | None = None,
+        valid_from: datetime | str | float | None = None,
         _vector: Vector | None = None,
     ) -> Memory:
         """Remember ``content`` at the position given by the ids; returns the stored memory.
+
+        ``valid_from`` is when the fact became true (say, when it was said in an imported
+        conversation); it defaults to now and may not lie in the future.
 
         If the same fact is already current on the position's path (or just below it), that memory
         is reinforced and returned instead of storing a second one. High importance promotes the
@@ -333,6 +338,7 @@ class HierarchicalMemory:
         refs = _entity_refs(entity_refs)
         meta = _json_object(metadata, "metadata")
         prov = _json_object(provenance, "provenance")
+        since = _valid_from(valid_from)
         if idempotency_key is not None:
             _check_id(idempotency_key, "idempotency_key")
             earlier = await self._idempotent(position.user_id, idempotency_key)
@@ -366,7 +372,7 @@ class HierarchicalMemory:
                     "scope_level": target.level.value, "category": category.value, "content": content,
                     "content_hash": digest, "importance": importance, "entity_refs": refs, "metadata": meta,
                     "provenance": {**prov, "recorded_at": _iso(now)},
-                    "created_at": now, "valid_from": now,
+                    "created_at": now, "valid_from": now if since is None else since,
                     "expires_at": now + self.config.turn_ttl_s if target.turn_id is not None else None,
                     **_text_columns(content, refs),
                     "embedding": None if vector is None else vector.tobytes(),
@@ -1136,24 +1142,35 @@ def make_embedder(config: MemoryConfig) -> Embedder:
 # -- validation and small rules ----------------------------------------------------------------------
 
 
-def parse_time(value: Any) -> float:
+def parse_time(value: Any, name: str = "as_of") -> float:
     """A point in time as epoch seconds, from a datetime, epoch number or ISO 8601 string."""
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, bool):
-        raise InvalidTimeError(f"as_of must be a datetime, ISO 8601 string or epoch seconds, got {value!r}")
+        raise InvalidTimeError(f"{name} must be a datetime, ISO 8601 string or epoch seconds, got {value!r}")
     if isinstance(value, int | float):
         if not math.isfinite(value) or not 0 <= value < 10**11:
-            raise InvalidTimeError(f"as_of={value!r} is not a usable epoch time")
+            raise InvalidTimeError(f"{name}={value!r} is not a usable epoch time")
         return float(value)
     if isinstance(value, str):
         try:
-            return parse_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+            return parse_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")), name)
         except ValueError:
             raise InvalidTimeError(
-                f"as_of={value!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
+                f"{name}={value!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
             ) from None
-    raise InvalidTimeError(f"as_of must be a datetime, ISO 8601 string or epoch seconds, got {type(value).__name__}")
+    raise InvalidTimeError(
+        f"{name} must be a datetime, ISO 8601 string or epoch seconds, got {type(value).__name__}"
+    )
+
+
+def _valid_from(value: Any) -> float | None:
+    if value is None:
+        return None
+    since = parse_time(value, "valid_from")
+    if since > time.time() + _CLOCK_SKEW_S:
+        raise InvalidTimeError(f"valid_from={value!r} lies in the future")
+    return since
 
 
 async def _chain_key(db: aiosqlite.Connection, store: MemoryStore, key: int) -> int:
