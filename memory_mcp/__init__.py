@@ -34,6 +34,8 @@ from .memory import (
     VectorIndex,
 )
 
+from .wrapper import MemoryClient, with_memory
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -42,5 +44,5 @@ __all__ = [
     "InvalidImportanceError", "InvalidMemoryError", "InvalidTimeError", "Memory", "MemoryCache",
     "MemoryCategory", "MemoryConfig", "MemoryFilter", "MemoryMCPError", "MemoryNotFoundError", "MemoryStats",
     "MemoryStore", "MissingUserError", "ScopeLevel", "SearchResult", "SyncHierarchicalMemory", "TextIndex", "UnknownCategoryError",
-    "VectorFilter", "VectorIndex",
+    "VectorFilter", "VectorIndex", "MemoryClient", "with_memory",
 ]

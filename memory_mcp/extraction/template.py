@@ -4,32 +4,33 @@ rendering of recalled memories as a fenced, inert data block to prepend to a con
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..memory.models import Memory
 
 EXTRACTION_INSTRUCTION = """\
-After your answer, if the user's message revealed something worth remembering in later \
-conversations (a preference, a fact about them, a goal, a decision, an entity they deal with), \
-end with exactly one block:
+End your answer with one memory block. If the user revealed something lasting (a preference, a fact \
+about them, a goal, a decision, an entity they deal with), list it:
 <memory>{"memories": [{"content": "<one self-contained fact>", "category": \
-"preference|fact|context|entity|decision|insight", "importance": 0.0-1.0, \
-"scope": "user|session", "supersedes": "<id of a remembered fact this replaces, or null>"}]}</memory>
-Greetings, small talk and questions reveal nothing: then write <memory>{"memories": []}</memory>. \
-Never mention the block in your answer."""
+"preference|fact|context|entity|decision|insight", "importance": 0.0-1.0, "scope": "user|session", \
+"supersedes": "<id of a fact it replaces>|null"}]}</memory>
+After greetings, small talk and plain questions, write <memory>{"memories": []}</memory>. \
+Never mention the block."""
 
 _OPEN, _CLOSE = "<memories>", "</memories>"
 
 
-def render_memory_context(memories: Iterable[Memory]) -> str:
+def render_memory_context(memories: Iterable[Memory], ids: Sequence[str] | None = None) -> str:
     """Recalled memories as a block of data the model must not treat as instructions.
 
     Each memory is one JSON string, so no stored text can close the block, open a ``<memory>``
     tag or pass for an instruction: ``<`` and ``>`` are escaped by JSON's ``\\u`` notation.
+    ``ids`` replaces the memories' ids by shorter labels (the caller maps them back).
     """
     lines = []
-    for memory in memories:
-        record = {"id": memory.id, "category": memory.category.value, "content": memory.content}
+    for index, memory in enumerate(memories):
+        label = memory.id if ids is None else ids[index]
+        record = {"id": label, "category": memory.category.value, "content": memory.content}
         text = json.dumps(record, ensure_ascii=False)
         lines.append(text.replace("<", "\\u003c").replace(">", "\\u003e"))
     if not lines:

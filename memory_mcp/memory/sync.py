@@ -27,13 +27,18 @@ class SyncHierarchicalMemory:
         self._thread = threading.Thread(target=self._loop.run_forever, name="memory_mcp", daemon=True)
         self._thread.start()
         try:
-            self.engine: HierarchicalMemory = self._run(HierarchicalMemory.create(config, **adapters))
+            self.engine: HierarchicalMemory = self.run(HierarchicalMemory.create(config, **adapters))
         except BaseException:
             self._stop()
             raise
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of ``self.engine`` on the engine's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def arun(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """The same, awaited from another event loop (an async caller) without blocking it."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.engine, name)
@@ -42,7 +47,7 @@ class SyncHierarchicalMemory:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._run(attribute(*args, **kwargs))
+            return self.run(attribute(*args, **kwargs))
 
         return call
 
@@ -50,7 +55,7 @@ class SyncHierarchicalMemory:
         if self._loop.is_closed():
             return
         try:
-            self._run(self.engine.close())
+            self.run(self.engine.close())
         finally:
             self._stop()
 
