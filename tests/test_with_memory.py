@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -437,3 +440,28 @@ def test_a_memory_that_cannot_be_stored_does_not_fail_the_call(
     assert ask(client, "note this").choices[0].message.content == "Fine."
     assert [m.content for m in client.memory.get_all()] == ["User likes short notes"]
     assert any("could not store" in r.getMessage() for r in caplog.records)
+
+
+# -- the README's example -------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "chat_with_memory.py"
+
+
+def test_readme_shows_the_runnable_example_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text()
+    code = EXAMPLE.read_text().split('"""', 2)[2].strip()  # the example without its docstring
+    assert f"```python\n{code}\n```" in readme
+    assert 'client = with_memory(OpenAI(), user_id="alice")' in readme
+
+
+def test_the_readme_example_runs_against_an_openai_compatible_endpoint(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.script("Python it is." + block(fact(PREFERENCE, category="preference")), "Use Python, as you prefer.")
+    env = {**os.environ, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test-key", "MODEL": "local-model",
+           "MEMORY_MCP_DB_PATH": str(tmp_path / "example.db")}
+    run = subprocess.run([sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Python it is.\n" in run.stdout and "<memory>" not in run.stdout
+    assert f"  [preference] {PREFERENCE}" in run.stdout
+    assert [r["model"] for r in fake.requests] == ["local-model", "local-model"]
+    assert [m["content"] for m in memories_in(fake.system_text(1))] == [PREFERENCE]
