@@ -4,8 +4,10 @@
 
 The server is the tests' OpenAI-compatible stand-in on 127.0.0.1, answering at once with a
 ``<memory>`` block holding one new fact, so the difference between the wrapped and the plain
-call is the wrapper's own work: recall and injection before the call, parsing and storing after.
-Calls alternate between the two clients so both see the same machine load.
+call is the wrapper's own work. Storage runs in the background after a call returns, so two
+series are wrapped: a call after a pause (recall and injection only on its path) and a call right
+after another wrapped call (which first waits for that call's storage). The series alternate so
+all see the same machine load.
 """
 
 from __future__ import annotations
@@ -36,22 +38,28 @@ def main(n: int, samples: int) -> None:
         plain = OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
         wrapped = with_memory(OpenAI(base_url=fake.base_url, api_key="k", max_retries=0), user_id="bench",
                               memory=engine)
-        times: dict[str, list[float]] = {"plain": [], "with_memory": []}
+        times: dict[str, list[float]] = {"plain": [], "wrapped": [], "wrapped right after wrapped": []}
+
+        def call(series: str, client: object, i: int) -> None:
+            fact = {"content": f"The user tried {rng.choice(THINGS)} on day {i} ({series})", "category": "fact"}
+            fake.script("Sounds good.\n<memory>" + json.dumps({"memories": [fact]}) + "</memory>")
+            question = f"What do you think about {rng.choice(THINGS)} for my next project? ({i})"
+            start = time.perf_counter()
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": question}])
+            if i >= 10:  # the first calls warm up connections and caches
+                times[series].append(time.perf_counter() - start)
+
         for i in range(samples + 10):
-            fact = {"content": f"The user tried {rng.choice(THINGS)} on day {i}", "category": "fact"}
-            for name, client in (("plain", plain), ("with_memory", wrapped)):
-                fake.script("Sounds good.\n<memory>" + json.dumps({"memories": [fact]}) + "</memory>")
-                question = f"What do you think about {rng.choice(THINGS)} for my next project? ({i})"
-                start = time.perf_counter()
-                client.chat.completions.create(model="m", messages=[{"role": "user", "content": question}])
-                if i >= 10:  # the first calls warm up connections and caches
-                    times[name].append(time.perf_counter() - start)
-        added = [w - p for w, p in zip(times["with_memory"], times["plain"], strict=True)]
-        print(f"# with_memory overhead, {n} memories of one user, {samples} calls each, top_k=5")
-        print(report("plain call", times["plain"]))
-        print(report("wrapped call", times["with_memory"]))
-        print(report("added per call (paired)", added))
-        print(f"median added: {statistics.median(times['with_memory']) - statistics.median(times['plain']):.4f} s")
+            call("plain", plain, i)
+            call("wrapped", wrapped, i)  # its storage runs in the background ...
+            call("wrapped right after wrapped", wrapped, i)  # ... which this call waits for first
+            wrapped.memory.stats()  # let the last storage finish before the next plain call
+        print(f"# with_memory overhead, {n} memories of one user, {samples} calls per series, top_k=5")
+        for series, values in times.items():
+            print(report(series, values))
+        for series in ("wrapped", "wrapped right after wrapped"):
+            added = [w - p for w, p in zip(times[series], times["plain"], strict=True)]
+            print(report(f"added: {series} - plain (paired)", added))
         engine.close()
 
 

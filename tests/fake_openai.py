@@ -65,6 +65,7 @@ def _message(reply: Reply) -> dict[str, Any]:
 def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, *args: Any) -> None:  # keep test output clean
             pass

@@ -7,7 +7,9 @@ not the calling thread already runs an event loop (a notebook, an async web app)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
+import logging
 import threading
 from collections.abc import Coroutine
 from types import TracebackType
@@ -17,6 +19,7 @@ from .config import MemoryConfig
 from .core import HierarchicalMemory
 
 T = TypeVar("T")
+log = logging.getLogger("memory_mcp")
 
 
 class SyncHierarchicalMemory:
@@ -24,6 +27,7 @@ class SyncHierarchicalMemory:
 
     def __init__(self, config: MemoryConfig | None = None, **adapters: Any):
         self._loop = asyncio.new_event_loop()
+        self._background: set[concurrent.futures.Future[Any]] = set()
         self._thread = threading.Thread(target=self._loop.run_forever, name="memory_mcp", daemon=True)
         self._thread.start()
         try:
@@ -33,12 +37,35 @@ class SyncHierarchicalMemory:
             raise
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine of ``self.engine`` on the engine's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        """Run a coroutine of ``self.engine`` on the engine's loop and wait for its result.
+
+        It runs after every write started with :meth:`spawn`, so it sees what they stored."""
+        return asyncio.run_coroutine_threadsafe(self._after_background(coroutine), self._loop).result()
 
     async def arun(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """The same, awaited from another event loop (an async caller) without blocking it."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+        future = asyncio.run_coroutine_threadsafe(self._after_background(coroutine), self._loop)
+        return await asyncio.wrap_future(future)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Start a write without waiting for it; the next ``run``/``arun``/``close`` waits for it.
+
+        This keeps storage off a caller's critical path while every later read stays consistent.
+        The coroutine should handle its own errors; one that escapes is logged."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        self._background.add(future)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: concurrent.futures.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("a background memory write failed", exc_info=future.exception())
+
+    async def _after_background(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        pending = [asyncio.wrap_future(f) for f in list(self._background)]
+        if pending:
+            await asyncio.wait(pending)
+        return await coroutine
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.engine, name)

@@ -4,6 +4,9 @@ Each ``client.chat.completions.create(...)`` call goes through the reference's s
 inject relevant memories (as fenced data), add the extraction instruction, call the model, parse
 the ``<memory>`` block out of the answer, store what it holds, and return the client's own
 response object with the block removed. Everything else on the client is passed through.
+
+Storing runs on the engine's loop while the response goes back to the caller; the next call (and
+every ``client.memory`` call) waits for it first, so nothing is ever read before it is stored.
 """
 
 from __future__ import annotations
@@ -118,10 +121,10 @@ class _Completions:
         prepared = self._memory.run(steps.prepare(engine, self._at, messages, self._top_k))
         response = self._create(*args, **{**kwargs, "messages": prepared.messages})
         if kwargs.get("stream"):
-            return MemoryStream(response, lambda parsed: self._memory.run(self._store(parsed, prepared, kwargs)))
+            return MemoryStream(response, lambda parsed: self._memory.spawn(self._store(parsed, prepared, kwargs)))
         parsed = _clean(response)
         if parsed is not None:
-            self._memory.run(self._store(parsed, prepared, kwargs, response))
+            self._memory.spawn(self._store(parsed, prepared, kwargs, response))
         return response
 
     async def _acreate(self, *args: Any, **kwargs: Any) -> Any:
@@ -132,10 +135,10 @@ class _Completions:
         prepared = await self._memory.arun(steps.prepare(engine, self._at, messages, self._top_k))
         response = await self._create(*args, **{**kwargs, "messages": prepared.messages})
         if kwargs.get("stream"):
-            return AsyncMemoryStream(response, lambda parsed: self._memory.arun(self._store(parsed, prepared, kwargs)))
+            return AsyncMemoryStream(response, lambda parsed: self._memory.spawn(self._store(parsed, prepared, kwargs)))
         parsed = _clean(response)
         if parsed is not None:
-            await self._memory.arun(self._store(parsed, prepared, kwargs, response))
+            self._memory.spawn(self._store(parsed, prepared, kwargs, response))
         return response
 
     async def _store(

@@ -109,7 +109,7 @@ class MemoryStream:
 class AsyncMemoryStream:
     """Wraps the async client's stream (``AsyncStream[ChatCompletionChunk]``)."""
 
-    def __init__(self, stream: Any, on_end: Callable[[ParsedAnswer], Any]) -> None:
+    def __init__(self, stream: Any, on_end: Callable[[ParsedAnswer], None]) -> None:
         self._stream = stream
         self._on_end = on_end
         self._editor = _Editor()
@@ -124,7 +124,7 @@ class AsyncMemoryStream:
             yield tail
         parsed = self._editor.answer()
         if parsed is not None:
-            await self._on_end(parsed)
+            self._on_end(parsed)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterator
