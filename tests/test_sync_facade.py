@@ -25,3 +25,24 @@ async def test_sync_facade_works_inside_a_running_event_loop(tmp_path: Path) -> 
         assert memory.get(stored.id).content == "Prefers tea over coffee"
     finally:
         memory.close()
+
+
+def test_spawned_writes_are_seen_by_the_next_call_and_survive_close(tmp_path: Path) -> None:
+    memory = SyncHierarchicalMemory(MemoryConfig(db_path=tmp_path / "m.db"))
+    facts = ["Erin flies kites", "Erin owns a sailboat", "Erin speaks Finnish", "Erin bakes sourdough",
+             "Erin collects stamps"]
+    for fact in facts:
+        memory.spawn(memory.engine.add(fact, user_id="erin"))
+    assert len(memory.query(MemoryFilter(user_id="erin"))) == 5  # waited for all five
+    memory.spawn(memory.engine.add("Written just before close", user_id="erin"))
+    memory.close()
+    with SyncHierarchicalMemory(MemoryConfig(db_path=tmp_path / "m.db")) as reopened:
+        assert len(reopened.query(MemoryFilter(user_id="erin"))) == 6
+
+
+def test_a_failed_spawned_write_is_logged_and_later_calls_go_on(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    with SyncHierarchicalMemory(MemoryConfig(db_path=tmp_path / "m.db")) as memory:
+        memory.spawn(memory.engine.add("", user_id="erin"))  # empty content: refused
+        assert memory.query(MemoryFilter(user_id="erin")) == []
+        assert any("background memory write failed" in r.getMessage() for r in caplog.records)
+        assert memory.add("Still works", user_id="erin").content == "Still works"
