@@ -3,6 +3,8 @@
     memory-mcp serve                                  # stdio, for Claude Desktop / Claude Code / Cursor
     memory-mcp serve --transport http --port 8765     # streamable HTTP at http://127.0.0.1:8765/mcp
     memory-mcp serve --transport sse                  # SSE at /sse (+ /messages/)
+    memory-mcp serve --transport http --auth-tokens-file tokens   # bearer tokens, one user each
+    memory-mcp token add alice --auth-tokens-file tokens          # prints alice's new token
 
 Every flag has a ``MEMORY_MCP_*`` environment variable; flags win.
 """
@@ -28,6 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
     serve.add_argument("--user-id", help="user that calls naming no user act for (default: your login name)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--auth-tokens-file", help="HTTP: require bearer tokens from this file ('user_id token' lines)")
+    token = commands.add_parser(
+        "token", help="manage HTTP bearer tokens",
+        description="Add a bearer token for a user to the tokens file and print it (on stdout).\n\n"
+        "  memory-mcp token add alice --auth-tokens-file ~/.config/memory-mcp/tokens",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    token.add_argument("action", choices=["add"])
+    token.add_argument("token_user", metavar="user_id", help="the user the token acts for")
+    token.add_argument("--auth-tokens-file", help="tokens file (default: MEMORY_MCP_AUTH_TOKENS_FILE)")
     reindex = commands.add_parser(
         "reindex", help="rebuild the full-text and vector indexes (re-embedding with another model if asked)",
         description="Rebuild both indexes from the database. With an embedder other than the one the "
@@ -46,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {
-        key: value for key, value in vars(args).items() if key != "command" and value is not None
+        key: value for key, value in vars(args).items()
+        if key not in ("command", "action", "token_user") and value is not None
     }
     from .server.settings import ServerSettings
 
@@ -61,6 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             serve(settings)
         except KeyboardInterrupt:  # Ctrl-C: the server has shut down cleanly by now
             pass
+    elif args.command == "token":
+        if settings.auth_tokens_file is None:
+            print("memory-mcp token: give --auth-tokens-file or set MEMORY_MCP_AUTH_TOKENS_FILE", file=sys.stderr)
+            return 2
+        from .server.auth import add_token
+
+        try:
+            print(add_token(settings.auth_tokens_file, args.token_user))
+        except (ValueError, OSError) as exc:
+            print(f"memory-mcp token: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "reindex":
         import asyncio
 
@@ -89,7 +113,7 @@ def serve(settings: Any) -> None:
     if settings.transport == "stdio":
         server.run("stdio")
         return
-    if settings.host not in _LOOPBACK:
+    if settings.host not in _LOOPBACK and settings.auth_tokens_file is None:
         logging.getLogger("memory_mcp").warning(
             "listening on %s without authentication: anyone who can reach this port can read and "
             "change every memory in %s", settings.host, settings.db_path,

@@ -75,15 +75,17 @@ class Servers:
         self.tmp_path = tmp_path
         self.procs: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
 
-    def start(self, transport: str, db: Path, port: int, name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    def start(
+        self, transport: str, db: Path, port: int, name: str, *extra: str, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self.tmp_path / f"{name}.stderr"
         log = log_path.open("w")
         proc = subprocess.Popen(
-            [sys.executable, *serve_args(db, "--transport", transport, "--port", str(port))],
+            [sys.executable, *serve_args(db, "--transport", transport, "--port", str(port), *extra)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            env=server_env(),
+            env={**server_env(), **(env or {})},
             cwd=self.tmp_path,
         )
         self.procs.append((proc, log))

@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp import MCPError
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
@@ -24,6 +26,7 @@ from ..errors import MemoryMCPError
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
 from ..memory.core import HierarchicalMemory
 from ..memory.models import MemoryStats
+from .auth import TokenFile
 from .schemas import ForgetOut, HistoryOut, Hit, ListOut, MemoryOut, SearchOut
 from .settings import ServerSettings
 
@@ -68,7 +71,20 @@ class EngineHolder:
                     await engine.close()
 
     def user(self, user_id: str | None) -> str:
-        return user_id or self.settings.user_id
+        """The user a call acts for: with a bearer token, the token's user and no other; without,
+        the named user or the default one."""
+        token = get_access_token()
+        if token is None:
+            return user_id or self.settings.user_id
+        owner = token.subject or token.client_id
+        if user_id is not None and user_id != owner:
+            raise ToolError(f"user_id {user_id!r} is not this token's user: a token acts for its own user only")
+        return owner
+
+    def owner(self) -> str | None:
+        """The token's user when the caller authenticated, else None (any user of the database)."""
+        token = get_access_token()
+        return None if token is None else token.subject or token.client_id
 
 
 def _holder(ctx: Context) -> EngineHolder:
@@ -158,6 +174,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             "or decision; call supersede (not remember) when a remembered fact changed."
         ),
         lifespan=lifespan,
+        **_auth(settings),
     )
 
     def engine(ctx: Context) -> HierarchicalMemory:
@@ -330,29 +347,33 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         """Counts of the default user's memories."""
         async with holder.use():
             assert holder.engine is not None
-            return (await holder.engine.stats(settings.user_id)).model_dump_json()
+            return (await holder.engine.stats(holder.user(None))).model_dump_json()
 
     @mcp.resource("memory://users/{user_id}/memories{?offset,limit}", mime_type="application/json")
     async def user_memories(user_id: str, ctx: Context, offset: int = 0, limit: int = 100) -> str:
         """A user's current memories, newest first; page with ?offset=&limit= (at most 500)."""
         limit, offset = max(1, min(limit, 500)), max(offset, 0)
-        page = await _resource(ctx, lambda m: m.get_all(user_id, limit=limit + 1, offset=offset))
+        user = _holder(ctx).user(user_id)
+        page = await _resource(ctx, lambda m: m.get_all(user, limit=limit + 1, offset=offset))
         out = ListOut(memories=[MemoryOut.of(m) for m in page[:limit]],
                       next_offset=offset + limit if len(page) > limit else None)
         return out.model_dump_json(exclude_none=True)
 
     # Without authentication every caller acts for whichever user it names, so a memory is
-    # readable by id for any user of the database (as the README says).
+    # readable by id for any user of the database (as the README says); with it, only the
+    # token's user's memories are.
     @mcp.resource("memory://memories/{memory_id}", mime_type="application/json")
     async def memory_resource(memory_id: str, ctx: Context) -> str:
         """One memory (any version) by id."""
-        memory = await _resource(ctx, lambda m: m.get(memory_id))
+        owner = _holder(ctx).owner()
+        memory = await _resource(ctx, lambda m: m.get(memory_id, user_id=owner))
         return MemoryOut.of(memory).model_dump_json(exclude_none=True)
 
     @mcp.resource("memory://memories/{memory_id}/history", mime_type="application/json")
     async def history_resource(memory_id: str, ctx: Context) -> str:
         """Every version of a memory's fact, oldest first."""
-        versions = await _resource(ctx, lambda m: m.get_history(memory_id))
+        owner = _holder(ctx).owner()
+        versions = await _resource(ctx, lambda m: m.get_history(memory_id, user_id=owner))
         return HistoryOut(versions=[MemoryOut.of(v) for v in versions]).model_dump_json(exclude_none=True)
 
     # -- prompts --------------------------------------------------------------------------------
@@ -373,6 +394,18 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         return render_memory_context(r.memory for r in results) or "No relevant memories."
 
     return mcp
+
+
+def _auth(settings: ServerSettings) -> dict[str, Any]:
+    """Bearer-token authentication for HTTP when a tokens file is configured (stdio is the local
+    user's own process and needs none)."""
+    if settings.auth_tokens_file is None or settings.transport == "stdio":
+        return {}
+    url = f"http://{settings.host}:{settings.port}"
+    return {
+        "auth": AuthSettings(issuer_url=url, resource_server_url=None, required_scopes=[]),  # type: ignore[arg-type]
+        "token_verifier": TokenFile(settings.auth_tokens_file),
+    }
 
 
 def _int(text: str, name: str) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -30,3 +31,8 @@ class ServerSettings(MemoryConfig):
         default_factory=list, description="Extra Origin values accepted on HTTP (loopback ones always are)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    auth_tokens_file: Path | None = Field(
+        default=None,
+        description="HTTP only: file of 'user_id token' lines; every request then needs "
+        "'Authorization: Bearer <token>' and acts for that token's user alone.",
+    )
