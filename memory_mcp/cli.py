@@ -52,6 +52,26 @@ def _parser() -> argparse.ArgumentParser:
     reindex.add_argument("--embedder-backend", choices=["local", "openai", "ollama"])
     reindex.add_argument("--embedder-model", help="model name of the backend")
     reindex.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    export = commands.add_parser(
+        "export", help="write every memory version (with history and scopes) as JSON lines",
+        description="Write every version of every memory as one JSON object per line.\n\n"
+        "  memory-mcp export -o memories.jsonl\n  memory-mcp export --user alice > alice.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.add_argument("--user", dest="only_user", help="export this user's memories only (default: all users)")
+    export.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    export.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    load = commands.add_parser(
+        "import", help="import JSON lines written by export (or {user_id, content} lines)",
+        description="Import JSON lines: exported records are restored exactly (ids, chains, scopes; those "
+        "already present are skipped), lines without an id are remembered as new memories. Bad lines "
+        "are reported with their numbers and the rest is imported.\n\n  memory-mcp import memories.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("input", help="JSON lines file ('-' for stdin)")
+    load.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    load.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -59,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items()
-        if key not in ("command", "action", "token_user") and value is not None
+        if key not in ("command", "action", "token_user", "output", "only_user", "input") and value is not None
     }
     from .server.settings import ServerSettings
 
@@ -85,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             print(f"memory-mcp token: {exc}", file=sys.stderr)
             return 2
+    elif args.command in ("export", "import"):
+        import asyncio
+
+        from . import transfer_cli
+
+        run = transfer_cli.export if args.command == "export" else transfer_cli.load
+        return asyncio.run(run(settings, args))
     elif args.command == "reindex":
         import asyncio
 

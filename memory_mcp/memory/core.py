@@ -26,12 +26,12 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import aiosqlite
 import numpy as np
@@ -60,6 +60,7 @@ from .ports import (
     VectorFilter,
     VectorIndex,
 )
+from . import transfer
 from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,22 @@ class HierarchicalMemory:
                     )
             done += len(pending)
             log.info("embedded %d memories stored before the embedder was ready", len(pending))
+
+    async def export_jsonl(self, out: TextIO, user_id: str | None = None) -> int:
+        """Write every version of every memory (of one user, or all) to ``out`` as JSON lines;
+        returns how many. See :mod:`memory_mcp.memory.transfer` for the format."""
+        count = 0
+        async for record in transfer.export_records(self, user_id):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    async def import_jsonl(
+        self, lines: Iterable[str], progress: Callable[[int], None] | None = None
+    ) -> transfer.ImportReport:
+        """Import JSON lines written by :meth:`export_jsonl` (ids, chains and scopes restored) or
+        lines without an id (remembered through :meth:`add`). Bad lines are reported, not fatal."""
+        return await transfer.import_lines(self, lines, progress)
 
     async def reindex(self) -> dict[str, int]:
         """Rebuild both indexes from the store: FTS5 (then its integrity check) and every user's
