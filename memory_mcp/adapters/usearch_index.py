@@ -85,6 +85,10 @@ class UsearchVectorIndex:
     async def size(self, user_key: int) -> int:
         return len((await self._synced(user_key)).index)
 
+    async def keys(self, user_key: int) -> set[int]:
+        """The memory keys in this user's index (caught up first), for consistency checks."""
+        return {int(k) for k in (await self._synced(user_key)).index.keys}
+
     async def sync(self, user_key: int) -> None:
         await self._synced(user_key)
 

@@ -287,6 +287,47 @@ class HierarchicalMemory:
             done += len(pending)
             log.info("embedded %d memories stored before the embedder was ready", len(pending))
 
+    async def check(self) -> dict[str, list[str]]:
+        """Consistency of the database after anything (a crash, say): every list empty means sound.
+
+        Version links must hold both ways (a closed version's successor exists, a new version's
+        predecessor points at it), the full-text index must match the store (FTS5 integrity
+        check), and each user's vector index must hold exactly that user's embedded memories.
+        """
+        await self.wait_until_ready()
+        found: dict[str, list[str]] = {"links": [], "text_index": [], "vector_index": []}
+        async with self.store.reading() as db:
+            rows = await (await db.execute(
+                "SELECT m.id, m.superseded_by FROM memories m WHERE m.superseded_by IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM memories n WHERE n.id = m.superseded_by AND n.user_key = m.user_key)"
+            )).fetchall()
+            found["links"] += [f"{old} is closed by {new}, which is not stored" for old, new in rows]
+            rows = await (await db.execute(
+                "SELECT n.id, n.supersedes FROM memories n JOIN memories m ON m.id = n.supersedes "
+                "WHERE m.superseded_by IS NOT n.id OR m.valid_until IS NULL"
+            )).fetchall()
+            found["links"] += [f"{new} supersedes {old}, which is not closed by it" for new, old in rows]
+            users = [int(k) for (k,) in await (await db.execute("SELECT user_key FROM users")).fetchall()]
+            embedded = {}
+            for user_key in users:
+                cursor = await db.execute(
+                    "SELECT key FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
+                )
+                embedded[user_key] = {int(k) for (k,) in await cursor.fetchall()}
+        try:
+            await self.text_index.integrity_check()
+        except aiosqlite.DatabaseError as exc:
+            found["text_index"].append(f"full-text index differs from the store: {exc}")
+        assert self._vector_index is not None
+        for user_key in users:
+            indexed = await self._vector_index.keys(user_key)
+            if indexed != embedded[user_key]:
+                found["vector_index"].append(
+                    f"user {user_key}: {len(embedded[user_key] - indexed)} embedded memories missing from the "
+                    f"vector index, {len(indexed - embedded[user_key])} indexed that are not stored"
+                )
+        return found
+
     async def export_jsonl(self, out: TextIO, user_id: str | None = None) -> int:
         """Write every version of every memory (of one user, or all) to ``out`` as JSON lines;
         returns how many. See :mod:`memory_mcp.memory.transfer` for the format."""
