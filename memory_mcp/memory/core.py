@@ -765,25 +765,44 @@ class HierarchicalMemory:
             entity_refs=entity_refs,
         )
         now = time.time()
+        where = self._where(flt, 0, now)  # validates the filter before any work
+        if not query.strip():
+            return []
+        use_semantic = mode == "semantic" or (mode == "hybrid" and self.semantic_ready)
+        if use_semantic and not self.semantic_ready:
+            await self.wait_until_ready()
+        # The query embeds in a worker thread while the database work below goes on: most of
+        # recall's own cost hides behind the embedding it has to wait for anyway.
+        embedding = asyncio.ensure_future(self.embedder.embed([query])) if use_semantic else None
+        try:
+            return await self._recall(
+                query, position, flt, now, embedding, mode=mode, top_k=top_k, min_similarity=min_similarity,
+                token_budget=token_budget, record=_record and not include_superseded and as_of is None,
+            )
+        finally:
+            if embedding is not None and not embedding.done():
+                embedding.cancel()
+
+    async def _recall(
+        self, query: str, position: Position, flt: MemoryFilter, now: float, embedding: asyncio.Future[Vector] | None,
+        *, mode: str, top_k: int, min_similarity: float, token_budget: int | None, record: bool,
+    ) -> list[SearchResult]:
         async with self.store.reading() as db:
             user_key = await self.store.user_key(db, position.user_id)
-        where = self._where(flt, user_key or 0, now)  # validates the filter even for an unknown user
-        if user_key is None or not query.strip():
+        if user_key is None:
             return []
-
+        where = self._where(flt, user_key, now)
         semantic: list[tuple[int, float]] = []
         text: list[tuple[int, float]] = []
         depth = max(top_k * 3, 30) if mode == "hybrid" else top_k
-        use_semantic = mode == "semantic" or (mode == "hybrid" and self.semantic_ready)
-        if use_semantic:
-            if not self.semantic_ready:
-                await self.wait_until_ready()
-            vector = (await self.embedder.embed([query]))[0]
+        if mode in ("hybrid", "text"):
+            text = await self.text_index.search(query, user_key, depth, where)
+        use_semantic = embedding is not None
+        if embedding is not None:
+            vector = (await embedding)[0]
             semantic = await self._vector_candidates(vector, user_key, where, depth)
             if min_similarity > 0:
                 semantic = [(k, s) for k, s in semantic if s >= min_similarity]
-        if mode in ("hybrid", "text"):
-            text = await self.text_index.search(query, user_key, depth, where)
 
         similarity = dict(semantic)
         bm25 = dict(text)
@@ -824,7 +843,7 @@ class HierarchicalMemory:
             ))
             if len(results) == top_k:
                 break
-        if _record and results and not include_superseded and as_of is None:
+        if record and results:
             await self._record_recalls(user_key, position, results)
         return results
 
