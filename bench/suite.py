@@ -1,0 +1,250 @@
+"""The benchmark suite: speed and scale of memory_mcp, each figure beside the physical floor.
+
+    .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/suite.py            # 1k, 10k, 100k, 100k/1000 users
+    .venv/bin/python bench/suite.py --configs 1000,10000 --samples 100                 # a quicker run
+
+For every configuration (N memories of one user, or N spread over U users) a fresh process fills a
+database by bulk import and measures, through the library: add and recall latency, bulk import
+throughput and its RSS; then the MCP server is started on that database as a subprocess and spoken
+to over stdio by the SDK's client: time from process start to the first answer, tools/list size,
+remember and recall latency and the server's RSS. The floor is measured in the same process as
+each figure: one query embedding (latency) and batch embedding (throughput), same model, same cores.
+Results go to docs/benchmarks/ (results.json, speed.md, speed.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_latency import SUBJECTS, THINGS, sentence  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "benchmarks"
+
+
+def pcts(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=100)
+    return {"p50": statistics.median(values) * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000}
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def query(rng: random.Random) -> str:
+    return f"what does {rng.choice(SUBJECTS)} think about {rng.choice(THINGS)}?"
+
+
+# -- one configuration, in its own process ------------------------------------------------------------
+
+
+async def measure_library(db: Path, n: int, users: int, samples: int) -> dict[str, Any]:
+    from memory_mcp import HierarchicalMemory, MemoryConfig
+
+    rng = random.Random(7)
+    memory = await HierarchicalMemory.create(MemoryConfig(db_path=db))
+    await memory.wait_until_ready()
+    embed = memory.embedder.embed
+    for i in range(20):  # warm the model's threads
+        await embed([query(rng)])
+    texts = [sentence(rng, 10_000_000 + i) for i in range(2048)]
+    start = time.perf_counter()
+    for at in range(0, len(texts), 256):
+        await embed(texts[at : at + 256])
+    batch_throughput = len(texts) / (time.perf_counter() - start)
+
+    items = [{"content": sentence(rng, i), "user_id": f"user{i % users}"} for i in range(n)]
+    start = time.perf_counter()
+    await memory.add_many(items)
+    import_throughput = n / (time.perf_counter() - start)
+
+    floor, adds, recalls = [], [], []
+    for i in range(samples):
+        user = f"user{rng.randrange(users)}"
+        start = time.perf_counter()
+        await embed([query(rng)])
+        floor.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await memory.add(sentence(rng, n + i), user_id=user)
+        adds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await memory.recall(query(rng), user_id=user, top_k=5)
+        recalls.append(time.perf_counter() - start)
+    result = {
+        "embed_query_ms": pcts(floor), "embed_batch_per_s": batch_throughput, "import_per_s": import_throughput,
+        "add_ms": pcts(adds), "recall_ms": pcts(recalls), "rss_mb": rss_mb(),
+    }
+    await memory.close()
+    return result
+
+
+async def measure_stdio(db: Path, n: int, users: int, samples: int) -> dict[str, Any]:
+    from mcp import Client, StdioServerParameters
+
+    rng = random.Random(11)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "memory_mcp", "serve", "--db-path", str(db), "--user-id", "user0", "--log-level", "WARNING"],
+        env={k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ},
+    )
+    start = time.perf_counter()
+    async with Client(params) as client:
+        tools = await client.list_tools()
+        first_answer = time.perf_counter() - start
+        tools_bytes = len(tools.model_dump_json(by_alias=True, exclude_none=True).encode())
+        while not (await client.call_tool("recall", {"query": "warm up"})).structured_content["semantic_ready"]:
+            await asyncio.sleep(0.2)
+        remembers, recalls = [], []
+        for i in range(samples):
+            user = f"user{rng.randrange(users)}"
+            start = time.perf_counter()
+            await client.call_tool("remember", {"content": sentence(rng, n + 50_000 + i), "user_id": user})
+            remembers.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await client.call_tool("recall", {"query": query(rng), "user_id": user})
+            recalls.append(time.perf_counter() - start)
+        server = _server_pid(str(db))
+        server_rss = rss_mb(server) if server else float("nan")
+    return {"first_answer_s": first_answer, "tools_list_bytes": tools_bytes, "remember_ms": pcts(remembers),
+            "recall_ms": pcts(recalls), "server_rss_mb": server_rss}
+
+
+def _server_pid(text: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def run_config(n: int, users: int, samples: int) -> dict[str, Any]:
+    """Both measurements of one configuration, each in a fresh process; returns their results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        results: dict[str, Any] = {"memories": n, "users": users}
+        for part in ("library", "stdio"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", part, "--db", str(db), "--memories", str(n),
+                 "--users", str(users), "--samples", str(samples)],
+                capture_output=True, text=True, check=True,
+            )
+            results[part] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {part}: {json.dumps(results[part])}", file=sys.stderr)
+    return results
+
+
+# -- reporting ------------------------------------------------------------------------------------------
+
+
+def write_report(runs: list[dict[str, Any]], samples: int, command: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+               "processor": _cpu_model()}
+    (OUT / "results.json").write_text(json.dumps({"machine": machine, "command": command, "runs": runs}, indent=1))
+    rows = ["| memories (users) | embed 1 query p50 | library add p50 | library recall p50 / p99 | recall p50 ÷ embed | "
+            "bulk import | ÷ batch embedding | stdio remember p50 | stdio recall p50 / p99 | first answer | "
+            "tools/list | RSS library / server |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        lib, std = run["library"], run["stdio"]
+        rows.append(
+            f"| {run['memories']:,} ({run['users']:,}) | {lib['embed_query_ms']['p50']:.1f} ms | {lib['add_ms']['p50']:.1f} ms "
+            f"| {lib['recall_ms']['p50']:.1f} / {lib['recall_ms']['p99']:.1f} ms "
+            f"| {lib['recall_ms']['p50'] / lib['embed_query_ms']['p50']:.2f}× "
+            f"| {lib['import_per_s']:.0f}/s | {lib['import_per_s'] / lib['embed_batch_per_s']:.2f}× "
+            f"| {std['remember_ms']['p50']:.1f} ms | {std['recall_ms']['p50']:.1f} / {std['recall_ms']['p99']:.1f} ms "
+            f"| {std['first_answer_s']:.2f} s | {std['tools_list_bytes']:,} B | {lib['rss_mb']:.0f} / {std['server_rss_mb']:.0f} MB |"
+        )
+    text = (
+        "# Speed and scale\n\n"
+        f"Made by `{command}` on {machine['cpus']} cores ({machine['processor']}), Python {machine['python']}, "
+        f"{samples} samples per figure. Each row's floor (one query embedding, batch embedding throughput) is "
+        "measured in the same process as the row's figures; the machine is shared, so compare within a row.\n\n"
+        + "\n".join(rows) + "\n"
+    )
+    (OUT / "speed.md").write_text(text)
+    _plot(runs)
+    print(text)
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _plot(runs: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    single = [r for r in runs if r["users"] == 1]
+    if len(single) < 2:
+        return
+    sizes = [r["memories"] for r in single]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    series = [
+        ("library recall p50", [r["library"]["recall_ms"]["p50"] for r in single]),
+        ("library recall p99", [r["library"]["recall_ms"]["p99"] for r in single]),
+        ("library add p50", [r["library"]["add_ms"]["p50"] for r in single]),
+        ("stdio recall p50", [r["stdio"]["recall_ms"]["p50"] for r in single]),
+        ("stdio remember p50", [r["stdio"]["remember_ms"]["p50"] for r in single]),
+        ("embed one query p50 (floor)", [r["library"]["embed_query_ms"]["p50"] for r in single]),
+    ]
+    for label, values in series:
+        ax.plot(sizes, values, marker="o", label=label, linestyle="--" if "floor" in label else "-")
+    ax.set_xscale("log")
+    ax.set_xlabel("memories of one user")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("memory_mcp latency vs. number of memories")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "speed.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="1000,10000,100000,100000:1000",
+                        help="comma-separated N or N:USERS (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--worker", choices=["library", "stdio"], help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--memories", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--users", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        work = measure_library if args.worker == "library" else measure_stdio
+        print(json.dumps(asyncio.run(work(Path(args.db), args.memories, args.users, args.samples))))
+        return
+    runs = []
+    for config in args.configs.split(","):
+        n, _, users = config.partition(":")
+        print(f"configuration: {int(n):,} memories, {int(users or 1):,} users", file=sys.stderr)
+        runs.append(run_config(int(n), int(users or 1), args.samples))
+    write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
