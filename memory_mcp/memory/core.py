@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 SearchMode = Literal["hybrid", "semantic", "text"]
 _ID_FIELDS = ("session_id", "agent_id", "turn_id")
 _MAX_ID_CHARS = 256
+_NEAR = 32  # nearest neighbours a new memory's vector is compared with when looking for duplicates
 _CLOCK_SKEW_S = 300  # a valid_from this far ahead of our clock is a mistake, not skew
 _MAX_TOP_K = 1000
 
@@ -943,13 +944,7 @@ class HierarchicalMemory:
             found = await index.search(vector, count, VectorFilter(user_key=user_key))
             if not found:
                 return []
-            keys = [k for k, _ in found]
-            async with self.store.reading() as db:
-                cursor = await db.execute(
-                    f"SELECT m.key FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) AND {where[0]}",
-                    [json.dumps(keys), *where[1]],
-                )
-                allowed = {int(k) for (k,) in await cursor.fetchall()}
+            allowed = await self._allowed([k for k, _ in found], where)
             passing = [(k, s) for k, s in found if k in allowed]
             if len(passing) >= want or len(found) < count:
                 return passing[:want]
@@ -973,8 +968,26 @@ class HierarchicalMemory:
         if user_key is None:
             return []
         scope = self._duplicate_scope(user_key, position, target, time.time())
-        found = await self._vector_candidates(vector, user_key, scope, 8)
-        return [k for k, s in found if s >= self.config.duplicate_similarity]
+        # Most new facts have no near twin among the user's memories at all: then one index
+        # lookup answers, and the scope (an SQL query) is only consulted for the near ones.
+        found = await self._vector_index.search(vector, _NEAR, VectorFilter(user_key=user_key))
+        near = [k for k, s in found if s >= self.config.duplicate_similarity]
+        if len(near) == _NEAR:  # a crowd of near twins: search within the scope, widening
+            found = await self._vector_candidates(vector, user_key, scope, 8)
+            return [k for k, s in found if s >= self.config.duplicate_similarity]
+        if not near:
+            return []
+        allowed = await self._allowed(near, scope)
+        return [k for k in near if k in allowed]
+
+    async def _allowed(self, keys: list[int], where: tuple[str, list[Any]]) -> set[int]:
+        """Which of these memory keys pass the filter."""
+        async with self.store.reading() as db:
+            cursor = await db.execute(
+                f"SELECT m.key FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) AND {where[0]}",
+                [json.dumps(keys), *where[1]],
+            )
+            return {int(k) for (k,) in await cursor.fetchall()}
 
     async def _find_duplicate(
         self, db: aiosqlite.Connection, user_key: int, position: Position, target: Position, digest: str,
