@@ -753,10 +753,10 @@ class HierarchicalMemory:
         # Lone surrogates (broken UTF-16 from a client) cannot be tokenized: replace them.
         query = query.encode("utf-8", "replace").decode("utf-8")
         if mode not in ("hybrid", "semantic", "text"):
-            raise InvalidArgumentError(f"unknown search mode {mode!r}; use 'hybrid', 'semantic' or 'text'")
+            raise InvalidArgumentError(f"unknown search mode {_clip(mode)}; use 'hybrid', 'semantic' or 'text'")
         top_k = _count(top_k, "top_k", 1, _MAX_TOP_K)
         if not isinstance(min_similarity, int | float) or not -1.0 <= float(min_similarity) <= 1.0:
-            raise InvalidArgumentError(f"min_similarity must be between -1 and 1, got {min_similarity!r}")
+            raise InvalidArgumentError(f"min_similarity must be between -1 and 1, got {_clip(min_similarity)}")
         if token_budget is not None:
             token_budget = _count(token_budget, "token_budget", 1, 10**7)
         flt = MemoryFilter(
@@ -1237,17 +1237,17 @@ def parse_time(value: Any, name: str = "as_of") -> float:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, bool):
-        raise InvalidTimeError(f"{name} must be a datetime, ISO 8601 string or epoch seconds, got {value!r}")
+        raise InvalidTimeError(f"{name} must be a datetime, ISO 8601 string or epoch seconds, got {_clip(value)}")
     if isinstance(value, int | float):
         if not math.isfinite(value) or not 0 <= value < 10**11:
-            raise InvalidTimeError(f"{name}={value!r} is not a usable epoch time")
+            raise InvalidTimeError(f"{name}={_clip(value)} is not a usable epoch time")
         return float(value)
     if isinstance(value, str):
         try:
             return parse_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")), name)
         except ValueError:
             raise InvalidTimeError(
-                f"{name}={value!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
+                f"{name}={_clip(value)} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
             ) from None
     raise InvalidTimeError(
         f"{name} must be a datetime, ISO 8601 string or epoch seconds, got {type(value).__name__}"
@@ -1259,7 +1259,7 @@ def _valid_from(value: Any) -> float | None:
         return None
     since = parse_time(value, "valid_from")
     if since > time.time() + _CLOCK_SKEW_S:
-        raise InvalidTimeError(f"valid_from={value!r} lies in the future")
+        raise InvalidTimeError(f"valid_from={_clip(value)} lies in the future")
     return since
 
 
@@ -1277,6 +1277,22 @@ def _check_id(value: Any, name: str) -> None:
         raise InvalidArgumentError(f"{name} is longer than {_MAX_ID_CHARS} characters")
     if any(ord(c) < 32 for c in value):
         raise InvalidArgumentError(f"{name} contains control characters")
+    if not _encodable(value):
+        raise InvalidArgumentError(f"{name} contains lone surrogates (broken UTF-16), which are not text")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clip(value: Any, limit: int = 80) -> str:
+    """A bad value as shown in an error: its repr, cut short (errors travel to a model's context)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _category(value: Any) -> MemoryCategory:
@@ -1284,7 +1300,7 @@ def _category(value: Any) -> MemoryCategory:
         return MemoryCategory(value.lower() if isinstance(value, str) else value)
     except ValueError:
         names = ", ".join(c.value for c in MemoryCategory)
-        raise UnknownCategoryError(f"unknown category {value!r}; use one of: {names}") from None
+        raise UnknownCategoryError(f"unknown category {_clip(value)}; use one of: {names}") from None
 
 
 def _scope_level(value: Any) -> ScopeLevel:
@@ -1292,18 +1308,18 @@ def _scope_level(value: Any) -> ScopeLevel:
         return ScopeLevel(value.lower() if isinstance(value, str) else value)
     except ValueError:
         names = ", ".join(s.value for s in ScopeLevel)
-        raise InvalidArgumentError(f"unknown scope level {value!r}; use one of: {names}") from None
+        raise InvalidArgumentError(f"unknown scope level {_clip(value)}; use one of: {names}") from None
 
 
 def _importance(value: Any, name: str = "importance") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-        raise InvalidImportanceError(f"{name} must be a number from 0 to 1, got {value!r}")
+        raise InvalidImportanceError(f"{name} must be a number from 0 to 1, got {_clip(value)}")
     return float(value)
 
 
 def _count(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidArgumentError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an integer from {low} to {high}, got {_clip(value)}")
     return value
 
 
@@ -1324,8 +1340,11 @@ def _entity_refs(value: Sequence[str] | None) -> list[str]:
     if len(refs) > 100:
         raise InvalidArgumentError("entity_refs holds more than 100 entries")
     for ref in refs:
-        if not isinstance(ref, str) or not ref.strip() or len(ref) > _MAX_ID_CHARS:
-            raise InvalidArgumentError(f"each entity ref must be a non-empty string of at most {_MAX_ID_CHARS} characters, got {ref!r}")
+        if not isinstance(ref, str) or not ref.strip() or len(ref) > _MAX_ID_CHARS or not _encodable(ref):
+            raise InvalidArgumentError(
+                f"each entity ref must be a non-empty string of at most {_MAX_ID_CHARS} characters of text, "
+                f"got {_clip(ref)}"
+            )
     return list(dict.fromkeys(r.strip() for r in refs))
 
 
@@ -1336,8 +1355,13 @@ def _json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
         raise InvalidArgumentError(f"{name} must be an object (a dict), got {type(value).__name__}")
     try:
         text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{name} contains lone surrogates (broken UTF-16), which are not text") from None
+    except RecursionError:
+        raise InvalidArgumentError(f"{name} is nested too deeply") from None
     except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"{name} must be JSON-serialisable: {exc}") from None
+        raise InvalidArgumentError(f"{name} must be JSON-serialisable: {_clip(str(exc), 200)}") from None
     if len(text) > 16_000:
         raise InvalidArgumentError(f"{name} is larger than 16000 characters of JSON")
     return dict(json.loads(text))
@@ -1401,7 +1425,7 @@ def _filter_at(position: Position, *, all_levels: bool) -> MemoryFilter:
 
 
 def _not_found(memory_id: str) -> MemoryNotFoundError:
-    return MemoryNotFoundError(f"no memory with id {memory_id!r} exists for this user")
+    return MemoryNotFoundError(f"no memory with id {_clip(memory_id, 300)} exists for this user")
 
 
 def _already_superseded(memory: Memory, current: str | None) -> AlreadySupersededError:

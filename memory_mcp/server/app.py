@@ -142,7 +142,28 @@ def compact_schema(node: Any) -> Any:
 
 
 class MemoryServer(MCPServer):
-    """MCPServer whose ``tools/list`` answer is compacted: it is paid for in every conversation."""
+    """MCPServer whose ``tools/list`` answer is compacted (it is paid for in every conversation)
+    and whose prompt and resource errors say what was wrong, briefly, as invalid params."""
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
+            raise MCPError(INVALID_PARAMS, f"unknown prompt {_clip(name)}; the prompts are: {known}")
+        expected = {a.name: a.required for a in prompt.arguments or []}
+        given = set(arguments or {})
+        if missing := sorted(n for n, required in expected.items() if required and n not in given):
+            raise MCPError(INVALID_PARAMS, f"prompt {name!r} needs the argument(s) {', '.join(missing)}")
+        if unknown := sorted(given - set(expected)):
+            takes = ", ".join(expected) or "no arguments"
+            raise MCPError(INVALID_PARAMS, f"prompt {name!r} has no argument {_clip(unknown[0])}; it takes: {takes}")
+        return await super().get_prompt(name, arguments, context)
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError as exc:  # its message quotes the whole URI, however long
+            raise ResourceNotFoundError(_clip(str(exc), 300, plain=True)) from None
 
     async def list_tools(self) -> list[Any]:
         return [
@@ -350,13 +371,13 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             return (await holder.engine.stats(holder.user(None))).model_dump_json()
 
     @mcp.resource("memory://users/{user_id}/memories{?offset,limit}", mime_type="application/json")
-    async def user_memories(user_id: str, ctx: Context, offset: int = 0, limit: int = 100) -> str:
+    async def user_memories(user_id: str, ctx: Context, offset: str = "0", limit: str = "100") -> str:
         """A user's current memories, newest first; page with ?offset=&limit= (at most 500)."""
-        limit, offset = max(1, min(limit, 500)), max(offset, 0)
+        size, start = max(1, min(_int(limit, "limit"), 500)), max(_int(offset, "offset"), 0)
         user = _holder(ctx).user(user_id)
-        page = await _resource(ctx, lambda m: m.get_all(user, limit=limit + 1, offset=offset))
-        out = ListOut(memories=[MemoryOut.of(m) for m in page[:limit]],
-                      next_offset=offset + limit if len(page) > limit else None)
+        page = await _resource(ctx, lambda m: m.get_all(user, limit=size + 1, offset=start))
+        out = ListOut(memories=[MemoryOut.of(m) for m in page[:size]],
+                      next_offset=start + size if len(page) > size else None)
         return out.model_dump_json(exclude_none=True)
 
     # Without authentication every caller acts for whichever user it names, so a memory is
@@ -389,7 +410,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             results = await engine(ctx).recall(
                 query, _holder(ctx).user(user_id or None), session_id or None, top_k=_int(top_k, "top_k")
             )
-        except MemoryMCPError as exc:
+        except (MemoryMCPError, ToolError) as exc:
             raise MCPError(INVALID_PARAMS, str(exc)) from None
         return render_memory_context(r.memory for r in results) or "No relevant memories."
 
@@ -412,7 +433,13 @@ def _int(text: str, name: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise MCPError(INVALID_PARAMS, f"{name} must be an integer, got {text!r}") from None
+        raise MCPError(INVALID_PARAMS, f"{name} must be an integer, got {_clip(text)}") from None
+
+
+def _clip(value: Any, limit: int = 80, *, plain: bool = False) -> str:
+    """A value quoted in an error, cut short: errors travel into a model's context."""
+    text = str(value) if plain else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _version() -> str:
