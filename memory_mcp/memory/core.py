@@ -48,6 +48,7 @@ from ..errors import (
     MissingUserError,
     UnknownCategoryError,
 )
+from . import transfer
 from .config import EmbedderBackend, MemoryConfig
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
 from .ports import (
@@ -60,7 +61,6 @@ from .ports import (
     VectorFilter,
     VectorIndex,
 )
-from . import transfer
 from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
 
 log = logging.getLogger(__name__)
@@ -766,7 +766,7 @@ class HierarchicalMemory:
             entity_refs=entity_refs,
         )
         now = time.time()
-        where = self._where(flt, 0, now)  # validates the filter before any work
+        self._where(flt, 0, now)  # validates the filter before any work
         if not query.strip():
             return []
         use_semantic = mode == "semantic" or (mode == "hybrid" and self.semantic_ready)
