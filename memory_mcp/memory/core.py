@@ -422,7 +422,10 @@ class HierarchicalMemory:
             if existing is not None:
                 key, memory = existing
                 memory = await self._reinforce(db, key, memory, importance, target, now)
-                await self._absorb(db, user_key, key, memory, digest, similar, now)
+                if await self._absorb(db, user_key, key, memory, digest, similar, now):
+                    found = await self.store.get(db, memory.id)  # absorbing counted reinforcements
+                    assert found is not None
+                    memory = found[2]
             else:
                 memory_id = str(uuid.uuid4())
                 row = {
@@ -569,14 +572,24 @@ class HierarchicalMemory:
                 for _, mid in rows:
                     self._forget_cached(str(mid))
             else:
-                # Close the gap in the chain: the neighbours now point at each other.
+                # Close the gap in the chain: the neighbours now point at each other. A memory
+                # absorbed by a promoted one points at another fact's chain: only its predecessor
+                # is relinked then, and the other chain is left as it is.
+                successor = None
+                if memory.superseded_by is not None:
+                    successor = await self.store.scalar(
+                        db, "SELECT key FROM memories WHERE id = ? AND user_key = ?", (memory.superseded_by, user_key)
+                    )
+                same_chain = successor is not None and (
+                    await _chain_key(db, self.store, int(successor)) == await _chain_key(db, self.store, key)
+                )
                 if memory.supersedes is not None:
                     await db.execute(
                         "UPDATE memories SET superseded_by = ? WHERE id = ? AND user_key = ?",
                         (memory.superseded_by, memory.supersedes, user_key),
                     )
                     self._forget_cached(memory.supersedes)
-                if memory.superseded_by is not None:
+                if same_chain:
                     await db.execute(
                         "UPDATE memories SET supersedes = ? WHERE id = ? AND user_key = ?",
                         (memory.supersedes, memory.superseded_by, user_key),
@@ -1014,9 +1027,10 @@ class HierarchicalMemory:
     async def _absorb(
         self, db: aiosqlite.Connection, user_key: int, keep: int, at: Memory | Position, digest: str,
         similar: list[int], now: float,
-    ) -> None:
+    ) -> int:
         """A memory that moved up must not be seen twice: the same fact held below its new place
-        is closed, pointing at it (``superseded_by``), and counts as a reinforcement."""
+        is closed, pointing at it (``superseded_by``), and counts as a reinforcement. Returns how
+        many were absorbed."""
         where, params = self._where(_filter_at(_position_of(at), all_levels=True), user_key, now)
         cursor = await db.execute(
             f"UPDATE memories AS m SET valid_until = ?, superseded_by = (SELECT id FROM memories WHERE key = ?) "
@@ -1028,6 +1042,7 @@ class HierarchicalMemory:
                 "UPDATE memories SET reinforcement_count = reinforcement_count + ? WHERE key = ?",
                 (cursor.rowcount, keep),
             )
+        return int(cursor.rowcount)
 
     async def _reinforce(
         self, db: aiosqlite.Connection, key: int, memory: Memory, importance: float, target: Position, now: float
@@ -1070,10 +1085,11 @@ class HierarchicalMemory:
     async def _expire_other_turns(
         self, db: aiosqlite.Connection, user_key: int, position: Position, now: float
     ) -> None:
-        """A new turn ends the earlier turns of the session: their TURN memories expire now."""
+        """A new turn ends the earlier turns of the session: their TURN memories expire now, every
+        version of them (an old version must not outlive its turn in a history listing)."""
         await db.execute(
             "UPDATE memories SET expires_at = ? WHERE user_key = ? AND session_id = ? AND turn_id IS NOT NULL "
-            "AND turn_id != ? AND valid_until IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            "AND turn_id != ? AND (expires_at IS NULL OR expires_at > ?)",
             (now, user_key, position.session_id, position.turn_id, now),
         )
 
