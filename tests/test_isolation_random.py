@@ -261,6 +261,7 @@ class Version:
     seq: int  # creation order: query() lists newest first
     status: str = "current"  # current | superseded | expired | deleted
     reinforced: int = 0
+    ended: bool = False  # a superseded version whose turn ended: expired too, still counted as superseded
 
 
 @dataclass(frozen=True)
@@ -339,9 +340,11 @@ class World:
         if session is None or turn is None:
             return
         for v in self.versions.values():
-            if (v.user == user and v.status == "current" and v.pos[2] is not None and v.pos[0] == session
-                    and v.pos[2] != turn):
-                v.status = "expired"
+            if v.user == user and v.pos[2] is not None and v.pos[0] == session and v.pos[2] != turn:
+                if v.status == "current":
+                    v.status = "expired"
+                elif v.status == "superseded":  # every version of an ended turn expires
+                    v.ended = True
 
     def of(self, user: str, *statuses: str) -> list[Version]:
         statuses = statuses or ("current", "superseded", "expired")
@@ -364,8 +367,8 @@ class World:
                 # Every as_of asked here lies before the run: all closing and expiry came later.
                 if v.valid_from is None or v.valid_from > as_of:
                     continue
-            elif not (v.status == "current" or (include_superseded and v.status == "superseded")
-                      or (include_expired and v.status == "expired")):
+            elif not (v.status == "current" or (include_expired and v.status == "expired")
+                      or (include_superseded and v.status == "superseded" and (include_expired or not v.ended))):
                 continue
             if categories is not None and v.category not in categories:
                 continue
