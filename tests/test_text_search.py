@@ -325,3 +325,11 @@ async def test_content_with_a_lone_surrogate_is_refused_as_invalid(memory: Hiera
     with pytest.raises(InvalidArgumentError):
         await memory.add("broken \ud800 text", user_id="alice")
     assert await memory.get_all("alice") == []
+
+
+async def test_a_memory_is_found_by_text_through_the_date_it_became_true(memory: HierarchicalMemory) -> None:
+    may = await memory.add("Went to the support group", user_id="dora", valid_from="2023-05-08T13:56:00Z")
+    june = await memory.add("Went to the pottery class", user_id="dora", valid_from="2023-06-20T10:00:00Z")
+    assert _ids(await memory.text_search("what happened in May 2023?", user_id="dora"))[0] == may.id
+    assert _ids(await memory.text_search("on 20 June", user_id="dora")) == [june.id]
+    assert (await memory.get(may.id)).content == "Went to the support group"  # indexed, not stored in it

@@ -374,7 +374,7 @@ class HierarchicalMemory:
                     "provenance": {**prov, "recorded_at": _iso(now)},
                     "created_at": now, "valid_from": now if since is None else since,
                     "expires_at": now + self.config.turn_ttl_s if target.turn_id is not None else None,
-                    **_text_columns(content, refs),
+                    **_text_columns(content, refs, now if since is None else since),
                     "embedding": None if vector is None else vector.tobytes(),
                 }
                 if target != position:
@@ -477,7 +477,7 @@ class HierarchicalMemory:
                 "origin_session_id": old.origin_session_id, "origin_agent_id": old.origin_agent_id,
                 "origin_turn_id": old.origin_turn_id,
                 "promoted_at": old.promoted_at.timestamp() if old.promoted_at else None,
-                **_text_columns(content, refs),
+                **_text_columns(content, refs, now),
                 "embedding": None if vector is None else vector.tobytes(),
             })
             if idempotency_key is not None:
@@ -1258,11 +1258,13 @@ def _hash(content: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def _text_columns(content: str, refs: list[str]) -> dict[str, Any]:
-    """What full-text search indexes of a memory, and its length in tokens for BM25."""
-    from ..adapters.fts5_index import count_tokens, searchable
+def _text_columns(content: str, refs: list[str], valid_from: float) -> dict[str, Any]:
+    """What full-text search indexes of a memory, and its length in tokens for BM25: its content,
+    entity refs and the date it became true ('8 May 2023'), so that a question naming a day,
+    month or year finds what happened then."""
+    from ..adapters.fts5_index import count_tokens, date_words, searchable
 
-    text = searchable(" ".join([content, *refs]))
+    text = searchable(" ".join([content, *refs, date_words(valid_from)]))
     return {"search_text": text, "n_tokens": max(1, count_tokens(text))}
 
 
