@@ -60,7 +60,7 @@ from .ports import (
     VectorFilter,
     VectorIndex,
 )
-from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
+from .scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
 
 log = logging.getLogger(__name__)
 
@@ -683,8 +683,8 @@ class HierarchicalMemory:
     ) -> list[SearchResult]:
         """The memories most relevant to ``query`` visible from the position, best first.
 
-        ``mode`` is ``hybrid`` (semantic and full text fused by RRF, weighed by importance and
-        recency; the default), ``semantic`` or ``text``. While the embedder is still loading, hybrid
+        ``mode`` is ``hybrid`` (semantic and full text fused, see ``scoring``, then weighed by
+        importance and recency; the default), ``semantic`` or ``text``. While the embedder is still loading, hybrid
         recall answers from full text alone (``semantic_ready`` is False). ``token_budget`` keeps
         the best results whose contents fit in that many (estimated) tokens.
         """
@@ -730,9 +730,11 @@ class HierarchicalMemory:
         similarity = dict(semantic)
         bm25 = dict(text)
         keys = list(dict.fromkeys([k for k, _ in semantic] + [k for k, _ in text]))
-        if mode == "hybrid" and use_semantic and min_similarity > 0:
-            # A text-only hit has no similarity to check; keep it only if it also passes semantically.
-            keys = [k for k in keys if k in similarity]
+        if mode == "hybrid" and use_semantic:
+            # What only full text found is scored semantically too, from its stored vector.
+            similarity.update(await self._similarities(vector, [k for k in keys if k not in similarity]))
+            if min_similarity > 0:  # a memory not embedded yet has no similarity to pass
+                keys = [k for k in keys if similarity.get(k, -1.0) >= min_similarity]
         async with self.store.reading() as db:
             rows = dict(await self.store.select(db, "m.key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)))
         if mode == "semantic":
@@ -740,7 +742,10 @@ class HierarchicalMemory:
         elif mode == "text":
             ranked = [(k, bm25[k]) for k in keys if k in rows]
         else:
-            fused = reciprocal_rank_fusion([[k for k, _ in semantic], [k for k, _ in text]], self.config.rrf_k)
+            if self.config.fusion == "rrf":
+                fused = reciprocal_rank_fusion([[k for k, _ in semantic], [k for k, _ in text]], self.config.rrf_k)
+            else:
+                fused = score_fusion(similarity, bm25, self.config.text_weight)
             ranked = []
             for k in keys:
                 if k not in rows:
@@ -877,6 +882,20 @@ class HierarchicalMemory:
             if len(passing) >= want or len(found) < count:
                 return passing[:want]
             count *= 4
+
+    async def _similarities(self, vector: Vector, keys: list[int]) -> dict[int, float]:
+        """Cosine similarity of the query to the stored vectors of these memories (those that have one)."""
+        if not keys:
+            return {}
+        async with self.store.reading() as db:
+            blobs = await self.store.embeddings(db, keys)
+        if not blobs:
+            return {}
+        matrix = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in blobs])
+        query = np.asarray(vector, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
+        cosines = (matrix @ query) / np.maximum(norms, 1e-12)
+        return {key: float(c) for (key, _), c in zip(blobs, cosines, strict=True)}
 
     def _duplicate_scope(
         self, user_key: int, position: Position, target: Position, now: float
