@@ -250,12 +250,12 @@ async def test_hybrid_scores_weigh_importance_as_documented(memory: Hierarchical
     config = memory.config
     results = await memory.recall(query, user_id="u", top_k=30)
     assert len(results) == len(_NOTES)
+    best = max(bm25.values())
     for r in results:
-        fused = max(cosine[r.memory.id], 0.0) + config.text_weight * bm25.get(r.memory.id, 0.0) / max(bm25.values())
+        fused = max(cosine[r.memory.id], 0.0) + config.text_weight * bm25.get(r.memory.id, 0.0) / best
+        weights = (1 + config.importance_weight * r.memory.importance) * (1 + config.recency_weight)
         # The memories are seconds old: their recency factor is 1 to well within the tolerance.
-        assert r.score == pytest.approx(
-            fused * (1 + config.importance_weight * r.memory.importance) * (1 + config.recency_weight), rel=1e-6
-        )
+        assert r.score == pytest.approx(fused * weights, rel=1e-6)
 
 
 async def test_a_text_only_hit_is_scored_by_its_stored_vector_and_min_similarity_applies_to_it(

@@ -320,12 +320,17 @@ class HierarchicalMemory:
         idempotency_key: str | None = None,
         provenance: Mapping[str, Any] | None = None,
         valid_from: datetime | str | float | None = None,
+        context: str | None = None,
         _vector: Vector | None = None,
     ) -> Memory:
         """Remember ``content`` at the position given by the ids; returns the stored memory.
 
         ``valid_from`` is when the fact became true (say, when it was said in an imported
         conversation); it defaults to now and may not lie in the future.
+
+        ``context`` is text that situates the memory without being part of it, such as the message
+        it answers ("What flavour did you make?" for "Chocolate and vanilla swirl."). Full-text
+        search finds the memory by its words too; it is neither embedded nor returned.
 
         If the same fact is already current on the position's path (or just below it), that memory
         is reinforced and returned instead of storing a second one. High importance promotes the
@@ -339,6 +344,7 @@ class HierarchicalMemory:
         meta = _json_object(metadata, "metadata")
         prov = _json_object(provenance, "provenance")
         since = _valid_from(valid_from)
+        situation = self._context(context)
         if idempotency_key is not None:
             _check_id(idempotency_key, "idempotency_key")
             earlier = await self._idempotent(position.user_id, idempotency_key)
@@ -374,7 +380,7 @@ class HierarchicalMemory:
                     "provenance": {**prov, "recorded_at": _iso(now)},
                     "created_at": now, "valid_from": now if since is None else since,
                     "expires_at": now + self.config.turn_ttl_s if target.turn_id is not None else None,
-                    **_text_columns(content, refs, now if since is None else since),
+                    **_text_columns(content, refs, now if since is None else since, situation),
                     "embedding": None if vector is None else vector.tobytes(),
                 }
                 if target != position:
@@ -684,9 +690,9 @@ class HierarchicalMemory:
         """The memories most relevant to ``query`` visible from the position, best first.
 
         ``mode`` is ``hybrid`` (semantic and full text fused, see ``scoring``, then weighed by
-        importance and recency; the default), ``semantic`` or ``text``. While the embedder is still loading, hybrid
-        recall answers from full text alone (``semantic_ready`` is False). ``token_budget`` keeps
-        the best results whose contents fit in that many (estimated) tokens.
+        importance and recency; the default), ``semantic`` or ``text``. While the embedder is still
+        loading, hybrid recall answers from full text alone (``semantic_ready`` is False).
+        ``token_budget`` keeps the best results whose contents fit in that many (estimated) tokens.
         """
         position = self._position(user_id, session_id, agent_id, turn_id)
         if not isinstance(query, str):
@@ -743,7 +749,8 @@ class HierarchicalMemory:
             ranked = [(k, bm25[k]) for k in keys if k in rows]
         else:
             if self.config.fusion == "rrf":
-                fused = reciprocal_rank_fusion([[k for k, _ in semantic], [k for k, _ in text]], self.config.rrf_k)
+                rankings = [[k for k, _ in semantic], [k for k, _ in text]]
+                fused = reciprocal_rank_fusion(rankings, self.config.rrf_k)
             else:
                 fused = score_fusion(similarity, bm25, self.config.text_weight)
             ranked = []
@@ -1080,6 +1087,25 @@ class HierarchicalMemory:
             raise InvalidArgumentError(f"content is not valid text ({exc.reason})") from exc
         return content
 
+    def _context(self, context: Any) -> str | None:
+        if context is None:
+            return None
+        if not isinstance(context, str):
+            raise InvalidArgumentError(f"context must be a string, got {type(context).__name__}")
+        context = context.strip()
+        if "\x00" in context:
+            raise InvalidArgumentError("context contains a NUL character")
+        if len(context) > self.config.max_content_chars:
+            raise ContentTooLongError(
+                f"context is {len(context)} characters long; the limit is {self.config.max_content_chars} "
+                "(MemoryConfig.max_content_chars)"
+            )
+        try:
+            context.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError(f"context is not valid text ({exc.reason})") from exc
+        return context or None
+
     async def _embed_now(self, content: str) -> Vector | None:
         """The content's vector, or None when the embedder is still loading in the background."""
         if self.config.background_embedding and not self.semantic_ready:
@@ -1277,13 +1303,15 @@ def _hash(content: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def _text_columns(content: str, refs: list[str], valid_from: float) -> dict[str, Any]:
+def _text_columns(
+    content: str, refs: list[str], valid_from: float, context: str | None = None
+) -> dict[str, Any]:
     """What full-text search indexes of a memory, and its length in tokens for BM25: its content,
-    entity refs and the date it became true ('8 May 2023'), so that a question naming a day,
-    month or year finds what happened then."""
+    entity refs, the caller's context if any, and the date it became true ('8 May 2023'), so that a
+    question naming a day, month or year finds what happened then."""
     from ..adapters.fts5_index import count_tokens, date_words, searchable
 
-    text = searchable(" ".join([content, *refs, date_words(valid_from)]))
+    text = searchable(" ".join([content, *refs, *([context] if context else []), date_words(valid_from)]))
     return {"search_text": text, "n_tokens": max(1, count_tokens(text))}
 
 
