@@ -29,7 +29,10 @@ def render_memory_context(memories: Iterable[Memory]) -> str:
     """
     lines = []
     for memory in memories:
-        record = {"id": memory.id, "category": memory.category.value, "content": memory.content}
+        record = {
+            "id": memory.id, "category": memory.category.value, "content": memory.content,
+            "date": memory.valid_from.date().isoformat(),
+        }
         text = json.dumps(record, ensure_ascii=False)
         lines.append(text.replace("<", "\\u003c").replace(">", "\\u003e"))
     if not lines:
