@@ -1,6 +1,7 @@
 """The ordering properties of hybrid ranking (memory_mcp.memory.scoring and DESIGN.md, "Categories
-and ranking"): plain RRF with the weights at 0; agreement of both rankings beats one; importance,
-then recency, break ties. Unit tests of the two functions, then the same rules seen through recall.
+and ranking"): with the weights at 0 the fused score alone (cosine plus relative BM25 by default,
+plain RRF with fusion="rrf"); importance, then recency, break ties. Unit tests of the functions,
+then the same rules seen through recall.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from memory_mcp import HierarchicalMemory
-from memory_mcp.memory.scoring import estimate_tokens, reciprocal_rank_fusion, weigh
+from memory_mcp.memory.scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
 
 WEIGHTS = {"importance_weight": 0.3, "recency_weight": 0.1, "half_life_days": 30.0}
 
@@ -67,6 +68,26 @@ def test_mirrored_ranks_tie_and_a_better_rank_in_both_rankings_wins(k: int) -> N
     fused = reciprocal_rank_fusion([[1, 2, 3], [3, 2, 1]], k=k)
     assert fused[1] == pytest.approx(fused[3])  # mirrored ranks tie
     assert reciprocal_rank_fusion([[1, 2], [1, 2]], k=k)[1] > reciprocal_rank_fusion([[1, 2], [1, 2]], k=k)[2]
+
+
+# -- score fusion -----------------------------------------------------------------------------------
+
+
+def test_score_fusion_adds_cosine_and_bm25_relative_to_the_best() -> None:
+    fused = score_fusion({1: 0.5, 2: 0.3}, {2: 4.0, 3: 8.0}, text_weight=1.0)
+    assert fused == pytest.approx({1: 0.5, 2: 0.3 + 0.5, 3: 1.0})
+
+
+def test_score_fusion_weighs_text_and_counts_negative_cosine_as_zero() -> None:
+    assert score_fusion({1: -0.2}, {1: 2.0}, text_weight=0.5) == pytest.approx({1: 0.5})
+    assert score_fusion({1: 0.4}, {}, text_weight=2.0) == pytest.approx({1: 0.4})
+    assert score_fusion({}, {}) == {}
+
+
+def test_score_fusion_keeps_how_much_better_a_text_match_is() -> None:
+    # Ranks alone would tie 1 and 2 (each first on one side); the scores do not.
+    fused = score_fusion({1: 0.40, 2: 0.38}, {2: 9.0, 1: 1.0}, text_weight=1.0)
+    assert fused[2] > fused[1]
 
 
 # -- weigh ------------------------------------------------------------------------------------------
@@ -180,7 +201,7 @@ async def test_hybrid_recall_puts_a_memory_found_by_both_sides_above_one_sided_h
 async def test_hybrid_scores_with_zero_weights_are_the_rrf_of_the_semantic_and_text_rankings(
     open_memory: Callable[..., Any],
 ) -> None:
-    memory = await open_memory(importance_weight=0.0, recency_weight=0.0)
+    memory = await open_memory(fusion="rrf", importance_weight=0.0, recency_weight=0.0)
     try:
         for i, note in enumerate(_NOTES + ["Drinks favourite espresso every morning"]):
             await memory.add(note, user_id="u", importance=i / 10)
@@ -199,18 +220,61 @@ async def test_hybrid_scores_with_zero_weights_are_the_rrf_of_the_semantic_and_t
         await memory.close()
 
 
+async def test_hybrid_scores_with_zero_weights_are_cosine_plus_relative_bm25(
+    open_memory: Callable[..., Any],
+) -> None:
+    memory = await open_memory(importance_weight=0.0, recency_weight=0.0, text_weight=0.7)
+    try:
+        for note in _NOTES + ["Drinks favourite espresso every morning", "Her favourite language is Rust"]:
+            await memory.add(note, user_id="u")
+        query = "favourite programming language"
+        cosine = {r.memory.id: r.similarity for r in await memory.search(query, user_id="u", top_k=30)}
+        bm25 = {r.memory.id: r.score for r in await memory.text_search(query, user_id="u", top_k=30)}
+        assert len(bm25) == 3 and len(cosine) == 6
+        results = await memory.recall(query, user_id="u", top_k=30)
+        best = max(bm25.values())
+        expected = {i: max(c, 0.0) + 0.7 * bm25.get(i, 0.0) / best for i, c in cosine.items()}
+        assert {r.memory.id: r.score for r in results} == pytest.approx(expected)
+        assert [r.score for r in results] == pytest.approx(sorted(expected.values(), reverse=True))
+        assert {r.memory.id: r.similarity for r in results} == pytest.approx(cosine)
+    finally:
+        await memory.close()
+
+
 async def test_hybrid_scores_weigh_importance_as_documented(memory: HierarchicalMemory) -> None:
     for i, note in enumerate(_NOTES):
         await memory.add(note, user_id="u", importance=0.2 * i)
     query = "favourite programming language"
-    semantic = [r.memory.id for r in await memory.search(query, user_id="u", top_k=30)]
-    text = [r.memory.id for r in await memory.text_search(query, user_id="u", top_k=30)]
+    cosine = {r.memory.id: r.similarity for r in await memory.search(query, user_id="u", top_k=30)}
+    bm25 = {r.memory.id: r.score for r in await memory.text_search(query, user_id="u", top_k=30)}
     config = memory.config
     results = await memory.recall(query, user_id="u", top_k=30)
+    assert len(results) == len(_NOTES)
+    best = max(bm25.values())
     for r in results:
-        rrf = sum(1 / (config.rrf_k + ranking.index(r.memory.id) + 1) for ranking in (semantic, text)
-                  if r.memory.id in ranking)
+        fused = max(cosine[r.memory.id], 0.0) + config.text_weight * bm25.get(r.memory.id, 0.0) / best
+        weights = (1 + config.importance_weight * r.memory.importance) * (1 + config.recency_weight)
         # The memories are seconds old: their recency factor is 1 to well within the tolerance.
-        assert r.score == pytest.approx(
-            rrf * (1 + config.importance_weight * r.memory.importance) * (1 + config.recency_weight), rel=1e-6
-        )
+        assert r.score == pytest.approx(fused * weights, rel=1e-6)
+
+
+async def test_a_text_only_hit_is_scored_by_its_stored_vector_and_min_similarity_applies_to_it(
+    open_memory: Callable[..., Any],
+) -> None:
+    memory = await open_memory(duplicate_similarity=1.0)  # the near-identical fillers stay apart
+    try:
+        far = await memory.add("Invoice prefix ZX for the quarterly accounts", user_id="u")
+        for i in range(40):  # more nearer memories than hybrid recall asks the semantic side for
+            await memory.add(f"Likes hiking mountain trail number {i}", user_id="u")
+        query = "hiking trail zx"
+        semantic = await memory.search(query, user_id="u", top_k=30)
+        assert far.id not in [r.memory.id for r in semantic]
+        results = await memory.recall(query, user_id="u", top_k=10)
+        assert results[0].memory.id == far.id  # its rare word makes it the best text match
+        hit = results[0]
+        assert hit.text_score is not None and hit.similarity is not None
+        assert hit.similarity < min(r.similarity for r in semantic)
+        strict = await memory.recall(query, user_id="u", top_k=10, min_similarity=hit.similarity + 1e-6)
+        assert far.id not in [r.memory.id for r in strict] and len(strict) == 10
+    finally:
+        await memory.close()

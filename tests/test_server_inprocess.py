@@ -729,6 +729,7 @@ async def test_prompts_render_the_extraction_instruction_and_a_fenced_memory_blo
             "id": fact["id"],
             "category": "preference",
             "content": "Prefers Go for backend work",
+            "date": fact["valid_from"][:10],  # the day it became true, for "when" questions
         } in records
 
         # top_k and session_id arguments are strings on the wire

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from memory_mcp import HierarchicalMemory, InvalidArgumentError, InvalidMemoryError
+from memory_mcp import ContentTooLongError, HierarchicalMemory, InvalidArgumentError, InvalidMemoryError
 
 ALICE = [
     "Alice is allergic to peanuts",
@@ -325,3 +325,37 @@ async def test_content_with_a_lone_surrogate_is_refused_as_invalid(memory: Hiera
     with pytest.raises(InvalidArgumentError):
         await memory.add("broken \ud800 text", user_id="alice")
     assert await memory.get_all("alice") == []
+
+
+async def test_a_memory_is_found_by_text_through_the_date_it_became_true(memory: HierarchicalMemory) -> None:
+    may = await memory.add("Went to the support group", user_id="dora", valid_from="2023-05-08T13:56:00Z")
+    june = await memory.add("Went to the pottery class", user_id="dora", valid_from="2023-06-20T10:00:00Z")
+    assert _ids(await memory.text_search("what happened in May 2023?", user_id="dora"))[0] == may.id
+    assert _ids(await memory.text_search("on 20 June", user_id="dora")) == [june.id]
+    assert (await memory.get(may.id)).content == "Went to the support group"  # indexed, not stored in it
+
+
+async def test_context_finds_a_memory_by_words_it_does_not_contain_and_is_never_returned(
+    memory: HierarchicalMemory,
+) -> None:
+    swirl = await memory.add(
+        "Chocolate and vanilla swirl.", user_id="eve", context="Nate: What flavour of ice cream did you make?"
+    )
+    await memory.add("Vanilla pods are expensive this year", user_id="eve")
+    found = await memory.text_search("which ice cream flavour did Nate make", user_id="eve")
+    assert _ids(found) == [swirl.id]
+    assert found[0].content == "Chocolate and vanilla swirl."
+    recalled = await memory.recall("ice cream flavour", user_id="eve", top_k=1)
+    assert _ids(recalled) == [swirl.id] and recalled[0].content == "Chocolate and vanilla swirl."
+
+
+@pytest.mark.parametrize(
+    ("context", "error"),
+    [(42, InvalidArgumentError), ("a\x00b", InvalidArgumentError), ("x" * 8001, ContentTooLongError)],
+)
+async def test_bad_context_is_refused_and_stores_nothing(
+    memory: HierarchicalMemory, context: object, error: type
+) -> None:
+    with pytest.raises(error, match="context"):
+        await memory.add("Likes tea", user_id="eve", context=context)  # type: ignore[arg-type]
+    assert await memory.get_all("eve") == []

@@ -15,6 +15,7 @@ import json
 import math
 import re
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from .sqlite_store import SQLiteMemoryStore
@@ -34,6 +35,16 @@ _UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\
 def searchable(text: str) -> str:
     """The text as the full-text index stores it (unspaced scripts split into characters)."""
     return _UNSPACED.sub(r" \1 ", text)
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+
+
+def date_words(epoch: float) -> str:
+    """A moment as the words a question about it would use: '8 May 2023' (UTC)."""
+    day = datetime.fromtimestamp(epoch, UTC)
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 # BM25 constants, as in FTS5 and most engines.

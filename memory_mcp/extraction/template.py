@@ -29,8 +29,10 @@ def render_memory_context(memories: Iterable[Memory], ids: Sequence[str] | None 
     """
     lines = []
     for index, memory in enumerate(memories):
-        label = memory.id if ids is None else ids[index]
-        record = {"id": label, "category": memory.category.value, "content": memory.content}
+        record = {
+            "id": memory.id if ids is None else ids[index], "category": memory.category.value,
+            "content": memory.content, "date": memory.valid_from.date().isoformat(),
+        }
         text = json.dumps(record, ensure_ascii=False)
         lines.append(text.replace("<", "\\u003c").replace(">", "\\u003e"))
     if not lines:

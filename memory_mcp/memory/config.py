@@ -90,7 +90,15 @@ class MemoryConfig(BaseSettings):
     )
 
     # Ranking
-    rrf_k: int = Field(default=60, ge=1)
+    fusion: Literal["score", "rrf"] = Field(
+        default="score",
+        description=(
+            "How hybrid recall fuses semantic and full-text search: 'score' adds cosine similarity and "
+            "text_weight times BM25 relative to the query's best BM25; 'rrf' is reciprocal rank fusion."
+        ),
+    )
+    text_weight: float = Field(default=1.0, ge=0, description="Weight of full text in score fusion.")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant (fusion='rrf').")
     importance_weight: float = Field(default=0.3, ge=0)
     recency_weight: float = Field(default=0.1, ge=0)
     recency_half_life_days: float = Field(default=30.0, gt=0)

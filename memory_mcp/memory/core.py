@@ -61,7 +61,7 @@ from .ports import (
     VectorFilter,
     VectorIndex,
 )
-from .scoring import estimate_tokens, reciprocal_rank_fusion, weigh
+from .scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
 
 log = logging.getLogger(__name__)
 
@@ -379,12 +379,17 @@ class HierarchicalMemory:
         idempotency_key: str | None = None,
         provenance: Mapping[str, Any] | None = None,
         valid_from: datetime | str | float | None = None,
+        context: str | None = None,
         _vector: Vector | None = None,
     ) -> Memory:
         """Remember ``content`` at the position given by the ids; returns the stored memory.
 
         ``valid_from`` is when the fact became true (say, when it was said in an imported
         conversation); it defaults to now and may not lie in the future.
+
+        ``context`` is text that situates the memory without being part of it, such as the message
+        it answers ("What flavour did you make?" for "Chocolate and vanilla swirl."). Full-text
+        search finds the memory by its words too; it is neither embedded nor returned.
 
         If the same fact is already current on the position's path (or just below it), that memory
         is reinforced and returned instead of storing a second one. High importance promotes the
@@ -398,6 +403,7 @@ class HierarchicalMemory:
         meta = _json_object(metadata, "metadata")
         prov = _json_object(provenance, "provenance")
         since = _valid_from(valid_from)
+        situation = self._context(context)
         if idempotency_key is not None:
             _check_id(idempotency_key, "idempotency_key")
             earlier = await self._idempotent(position.user_id, idempotency_key)
@@ -436,7 +442,7 @@ class HierarchicalMemory:
                     "provenance": {**prov, "recorded_at": _iso(now)},
                     "created_at": now, "valid_from": now if since is None else since,
                     "expires_at": now + self.config.turn_ttl_s if target.turn_id is not None else None,
-                    **_text_columns(content, refs),
+                    **_text_columns(content, refs, now if since is None else since, situation),
                     "embedding": None if vector is None else vector.tobytes(),
                 }
                 if target != position:
@@ -539,7 +545,7 @@ class HierarchicalMemory:
                 "origin_session_id": old.origin_session_id, "origin_agent_id": old.origin_agent_id,
                 "origin_turn_id": old.origin_turn_id,
                 "promoted_at": old.promoted_at.timestamp() if old.promoted_at else None,
-                **_text_columns(content, refs),
+                **_text_columns(content, refs, now),
                 "embedding": None if vector is None else vector.tobytes(),
             })
             if idempotency_key is not None:
@@ -755,10 +761,10 @@ class HierarchicalMemory:
     ) -> list[SearchResult]:
         """The memories most relevant to ``query`` visible from the position, best first.
 
-        ``mode`` is ``hybrid`` (semantic and full text fused by RRF, weighed by importance and
-        recency; the default), ``semantic`` or ``text``. While the embedder is still loading, hybrid
-        recall answers from full text alone (``semantic_ready`` is False). ``token_budget`` keeps
-        the best results whose contents fit in that many (estimated) tokens.
+        ``mode`` is ``hybrid`` (semantic and full text fused, see ``scoring``, then weighed by
+        importance and recency; the default), ``semantic`` or ``text``. While the embedder is still
+        loading, hybrid recall answers from full text alone (``semantic_ready`` is False).
+        ``token_budget`` keeps the best results whose contents fit in that many (estimated) tokens.
         """
         position = self._position(user_id, session_id, agent_id, turn_id)
         if not isinstance(query, str):
@@ -821,9 +827,11 @@ class HierarchicalMemory:
         similarity = dict(semantic)
         bm25 = dict(text)
         keys = list(dict.fromkeys([k for k, _ in semantic] + [k for k, _ in text]))
-        if mode == "hybrid" and use_semantic and min_similarity > 0:
-            # A text-only hit has no similarity to check; keep it only if it also passes semantically.
-            keys = [k for k in keys if k in similarity]
+        if mode == "hybrid" and use_semantic:
+            # What only full text found is scored semantically too, from its stored vector.
+            similarity.update(await self._similarities(vector, [k for k in keys if k not in similarity]))
+            if min_similarity > 0:  # a memory not embedded yet has no similarity to pass
+                keys = [k for k in keys if similarity.get(k, -1.0) >= min_similarity]
         async with self.store.reading() as db:
             rows = dict(await self.store.select(db, "m.key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)))
         if mode == "semantic":
@@ -831,7 +839,11 @@ class HierarchicalMemory:
         elif mode == "text":
             ranked = [(k, bm25[k]) for k in keys if k in rows]
         else:
-            fused = reciprocal_rank_fusion([[k for k, _ in semantic], [k for k, _ in text]], self.config.rrf_k)
+            if self.config.fusion == "rrf":
+                rankings = [[k for k, _ in semantic], [k for k, _ in text]]
+                fused = reciprocal_rank_fusion(rankings, self.config.rrf_k)
+            else:
+                fused = score_fusion(similarity, bm25, self.config.text_weight)
             ranked = []
             for k in keys:
                 if k not in rows:
@@ -962,6 +974,20 @@ class HierarchicalMemory:
             if len(passing) >= want or len(found) < count:
                 return passing[:want]
             count *= 4
+
+    async def _similarities(self, vector: Vector, keys: list[int]) -> dict[int, float]:
+        """Cosine similarity of the query to the stored vectors of these memories (those that have one)."""
+        if not keys:
+            return {}
+        async with self.store.reading() as db:
+            blobs = await self.store.embeddings(db, keys)
+        if not blobs:
+            return {}
+        matrix = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in blobs])
+        query = np.asarray(vector, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
+        cosines = (matrix @ query) / np.maximum(norms, 1e-12)
+        return {key: float(c) for (key, _), c in zip(blobs, cosines, strict=True)}
 
     def _duplicate_scope(
         self, user_key: int, position: Position, target: Position, now: float
@@ -1149,23 +1175,31 @@ class HierarchicalMemory:
         return Position(user_id, session_id, agent_id, turn_id)
 
     def _content(self, content: Any) -> str:
-        if not isinstance(content, str):
-            raise InvalidArgumentError(f"content must be a string, got {type(content).__name__}")
-        content = content.strip()
-        if not content:
+        text = self._text(content, "content")
+        if not text:
             raise EmptyContentError("content is empty: there is nothing to remember")
-        if "\x00" in content:
-            raise InvalidArgumentError("content contains a NUL character")
-        if len(content) > self.config.max_content_chars:
+        return text
+
+    def _context(self, context: Any) -> str | None:
+        return None if context is None else self._text(context, "context") or None
+
+    def _text(self, value: Any, name: str) -> str:
+        """Text a caller gives to be stored: a string, stripped, without NUL, within the size limit."""
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"{name} must be a string, got {type(value).__name__}")
+        value = value.strip()
+        if "\x00" in value:
+            raise InvalidArgumentError(f"{name} contains a NUL character")
+        if len(value) > self.config.max_content_chars:
             raise ContentTooLongError(
-                f"content is {len(content)} characters long; the limit is {self.config.max_content_chars} "
+                f"{name} is {len(value)} characters long; the limit is {self.config.max_content_chars} "
                 "(MemoryConfig.max_content_chars): store a shorter summary of the fact"
             )
         try:
-            content.encode("utf-8")
+            value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InvalidArgumentError(f"content is not valid text ({exc.reason})") from exc
-        return content
+            raise InvalidArgumentError(f"{name} is not valid text ({exc.reason})") from exc
+        return value
 
     async def _embed_now(self, content: str) -> Vector | None:
         """The content's vector, or None when the embedder is still loading in the background."""
@@ -1388,11 +1422,15 @@ def _hash(content: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def _text_columns(content: str, refs: list[str]) -> dict[str, Any]:
-    """What full-text search indexes of a memory, and its length in tokens for BM25."""
-    from ..adapters.fts5_index import count_tokens, searchable
+def _text_columns(
+    content: str, refs: list[str], valid_from: float, context: str | None = None
+) -> dict[str, Any]:
+    """What full-text search indexes of a memory, and its length in tokens for BM25: its content,
+    entity refs, the caller's context if any, and the date it became true ('8 May 2023'), so that a
+    question naming a day, month or year finds what happened then."""
+    from ..adapters.fts5_index import count_tokens, date_words, searchable
 
-    text = searchable(" ".join([content, *refs]))
+    text = searchable(" ".join([content, *refs, *([context] if context else []), date_words(valid_from)]))
     return {"search_text": text, "n_tokens": max(1, count_tokens(text))}
 
 

@@ -103,7 +103,8 @@ class SearchResult(BaseModel):
     """A memory found by a search, with the evidence for its rank.
 
     ``score`` orders the results (higher is better). ``similarity`` is the cosine similarity to the
-    query when the semantic side found it, ``text_score`` the BM25 score when full text found it.
+    query (in hybrid recall also of what only full text found, when it has a vector), ``text_score``
+    the BM25 score when full text found it.
     """
 
     model_config = ConfigDict(frozen=True)

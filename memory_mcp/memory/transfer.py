@@ -165,7 +165,7 @@ async def _restore(memory: HierarchicalMemory, db: Any, version: Memory, vector:
         "origin_session_id": version.origin_session_id, "origin_agent_id": version.origin_agent_id,
         "origin_turn_id": version.origin_turn_id, "promoted_at": epoch(version.promoted_at),
         "reinforcement_count": version.reinforcement_count,
-        **_text_columns(version.content, list(version.entity_refs)),
+        **_text_columns(version.content, list(version.entity_refs), version.valid_from.timestamp()),
         "embedding": None if vector is None else vector.tobytes(),
     })
 

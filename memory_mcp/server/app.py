@@ -108,8 +108,9 @@ def _result(model: Any, text: str) -> CallToolResult:
 
 
 def _line(m: MemoryOut) -> str:
+    """One memory as text, with the day it became true (what a "when" question needs)."""
     when = "" if m.valid_until is None else f", superseded {m.valid_until:%Y-%m-%d}"
-    return f"[{m.category}/{m.scope}] {m.content} (id {m.id}{when})"
+    return f"[{m.category}/{m.scope}] {m.content} ({m.valid_from:%Y-%m-%d}, id {m.id}{when})"
 
 
 def _hits_text(out: SearchOut) -> str:
