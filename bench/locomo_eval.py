@@ -1,0 +1,346 @@
+"""Retrieval quality of ``recall`` on LoCoMo-format conversations: recall@1/5/10 per search mode.
+
+    .venv/bin/python bench/locomo_eval.py --data ../shared/data/locomo/locomo-dev.json \\
+        [--modes hybrid,semantic,text] [--out docs/benchmarks/locomo.md]
+
+The data is read from the given path only (LoCoMo is CC BY-NC: never copy it into the project).
+Each conversation becomes one user; every dialog turn is stored, with ``add_many`` into a fresh
+temporary database, as one memory of that user: the text exactly as said, prefixed by its
+speaker ("Caroline: ..."), with the session's date and time as ``valid_from`` and the turn's
+``dia_id`` in its metadata. Each turn is meant to stay its own memory, so the engine's duplicate
+merging is turned off (``duplicate_similarity=1.0``; identical text would still merge, and the
+report says how many memories the turns became; a memory several turns merged into counts as each
+of them). Every question of categories 1-4 (5 is adversarial: no answer in the conversation) is
+then asked through the MCP server's real ``recall`` tool, in-process over the SDK's client, once
+per mode. A question is a hit at k when any of its evidence turns is among the first k memories
+returned. Latency is the client-side time of one ``recall`` tool call (top_k=10).
+
+Options: ``--context previous-turn`` also passes each turn's predecessor in its session as
+``add(context=...)`` (for an engine that has that argument); ``--captions`` appends a shared
+image's caption to its turn; ``--conversations N`` keeps a run short; ``--misses FILE`` writes the
+questions not answered at rank 1, with what came first, for analysis (it holds data set text:
+keep it out of the repository).
+
+Nothing here knows the data set beyond its file format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import logging
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import memory_mcp
+from memory_mcp import HierarchicalMemory, MemoryConfig
+from memory_mcp.server import ServerSettings, build_server
+
+KS = (1, 5, 10)
+CATEGORIES = (1, 2, 3, 4)
+CATEGORY_NAMES = {2: "temporal"}  # the only numbering every source agrees on
+_SESSION = re.compile(r"session_(\d+)")
+_DATE = re.compile(
+    r"(?P<h>\d{1,2}):(?P<m>\d{2})\s*(?P<ampm>[ap]\.?m\.?)\s+on\s+(?P<d>\d{1,2})\s+(?P<mon>[A-Za-z]+),?\s+(?P<y>\d{4})",
+    re.IGNORECASE,
+)
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_DIA = re.compile(r"D:?(\d+):(\d+)")
+
+
+def parse_locomo_time(text: str) -> datetime:
+    """'1:56 pm on 8 May, 2023' -> 2023-05-08 13:56 UTC."""
+    found = _DATE.search(text)
+    if found is None:
+        raise ValueError(f"unrecognised LoCoMo date {text!r}")
+    hour = int(found["h"]) % 12 + (12 if found["ampm"].lower().startswith("p") else 0)
+    month = _MONTHS[found["mon"][:3].lower()]
+    return datetime(int(found["y"]), month, int(found["d"]), hour, int(found["m"]), tzinfo=UTC)
+
+
+def evidence_ids(evidence: list[str]) -> set[str]:
+    """Evidence dia_ids, tolerating the file's few malformed ones ('D8:6; D9:17', 'D:11:26')."""
+    return {f"D{s}:{t}" for item in evidence for s, t in _DIA.findall(str(item))}
+
+
+@dataclass
+class Conversation:
+    user_id: str
+    items: list[dict[str, Any]]  # add_many arguments, one per turn
+    questions: list[dict[str, Any]]
+
+
+def load(
+    path: Path, limit: int | None, captions: bool, context: str = "none"
+) -> tuple[list[Conversation], dict[str, int]]:
+    samples = json.loads(path.read_text(encoding="utf-8"))
+    conversations, skipped = [], {"no_evidence": 0, "adversarial_or_other": 0}
+    for sample in samples[:limit]:
+        conv = sample["conversation"]
+        user_id = f"locomo-{sample['sample_id']}"
+        items = []
+        sessions = sorted((int(m[1]), key) for key in conv if (m := _SESSION.fullmatch(key)))
+        for number, key in sessions:
+            when = parse_locomo_time(conv[f"{key}_date_time"])
+            previous = None
+            for turn in conv[key]:
+                text = turn["text"]
+                if captions and turn.get("blip_caption"):
+                    text = f"{text} [shares {turn['blip_caption']}]"
+                item = {
+                    "content": f"{turn['speaker']}: {text}",
+                    "user_id": user_id,
+                    "valid_from": when,
+                    "metadata": {"dia_id": turn["dia_id"], "session": number},
+                }
+                if context == "previous-turn" and previous is not None:
+                    item["context"] = previous  # the turn this one follows in its session
+                items.append(item)
+                previous = item["content"]
+        dia_ids = {item["metadata"]["dia_id"] for item in items}
+        questions = []
+        for qa in sample["qa"]:
+            if qa.get("category") not in CATEGORIES:
+                skipped["adversarial_or_other"] += 1
+                continue
+            wanted = evidence_ids(qa.get("evidence", [])) & dia_ids
+            if not wanted:
+                skipped["no_evidence"] += 1
+                continue
+            questions.append({"question": qa["question"], "category": qa["category"], "evidence": wanted})
+        conversations.append(Conversation(user_id, items, questions))
+    return conversations, skipped
+
+
+@dataclass
+class ModeResult:
+    hits: dict[int | str, dict[int, int]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(KS, 0))
+    )
+    counts: dict[int | str, int] = field(default_factory=lambda: defaultdict(int))
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, category: int, rank: int | None) -> None:
+        for group in ("all", category):
+            self.counts[group] += 1
+            for k in KS:
+                if rank is not None and rank <= k:
+                    self.hits[group][k] += 1
+
+    def recall_at(self, group: int | str, k: int) -> float:
+        return self.hits[group][k] / self.counts[group] if self.counts[group] else float("nan")
+
+
+async def store(
+    conversations: list[Conversation], db_path: Path, duplicate_similarity: float
+) -> dict[str, Any]:
+    """Store every turn; returns timings, counts and memory id -> dia_ids (several if merged)."""
+    t0 = time.perf_counter()
+    config = MemoryConfig(db_path=db_path, duplicate_similarity=duplicate_similarity)
+    engine = await HierarchicalMemory.create(config)
+    await engine.wait_until_ready()
+    await engine.embedder.warm_up()
+    opened = time.perf_counter() - t0
+    floor = []
+    for i in range(30):
+        t = time.perf_counter()
+        await engine.embedder.embed([f"what did they say about the trip number {i}?"])
+        floor.append(time.perf_counter() - t)
+    dia_of: dict[str, list[str]] = defaultdict(list)
+    turns = 0
+    t0 = time.perf_counter()
+    for conv in conversations:
+        stored = await engine.add_many(conv.items)
+        turns += len(conv.items)
+        for item, memory in zip(conv.items, stored, strict=True):
+            dia_of[memory.id].append(item["metadata"]["dia_id"])
+    stored_s = time.perf_counter() - t0
+    current = 0
+    for conv in conversations:
+        current += (await engine.stats(conv.user_id)).current
+    await engine.close()
+    return {
+        "open_s": opened, "store_s": stored_s, "turns": turns, "memories": len(dia_of), "current": current,
+        "embed_floor_s": statistics.median(floor), "dia_of": dict(dia_of),
+    }
+
+
+async def ask(
+    db_path: Path, conversations: list[Conversation], modes: list[str], dia_of: dict[str, list[str]],
+    misses: list[dict[str, Any]] | None,
+) -> dict[str, ModeResult]:
+    """Every question through the MCP server's recall tool, once per mode."""
+    from mcp import Client
+
+    server = build_server(ServerSettings(db_path=db_path, user_id="locomo-eval"))
+    results = {mode: ModeResult() for mode in modes}
+    async with Client(server) as client:
+        deadline = time.monotonic() + 300
+        while True:  # the server loads the embedding model in the background
+            out = await client.call_tool("recall", {"query": "warm up", "user_id": conversations[0].user_id})
+            if out.structured_content and out.structured_content["semantic_ready"]:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server's embedding model did not load within 300 s")
+            await asyncio.sleep(0.2)
+        for mode in modes:
+            for conv in conversations:
+                for qa in conv.questions:
+                    t = time.perf_counter()
+                    out = await client.call_tool("recall", {
+                        "query": qa["question"], "user_id": conv.user_id, "top_k": max(KS), "mode": mode,
+                    })
+                    results[mode].latencies.append(time.perf_counter() - t)
+                    if out.is_error:
+                        raise RuntimeError(f"recall failed: {out.content}")
+                    hits = out.structured_content["results"]
+                    rank = next(
+                        (i for i, h in enumerate(hits, 1) if set(dia_of.get(h["id"], ())) & qa["evidence"]),
+                        None,
+                    )
+                    results[mode].add(qa["category"], rank)
+                    if misses is not None and (rank is None or rank > 1):
+                        misses.append({
+                            "mode": mode, "user": conv.user_id, "category": qa["category"],
+                            "question": qa["question"], "evidence": sorted(qa["evidence"]), "rank": rank,
+                            "top": [
+                                [",".join(dia_of.get(h["id"], ["?"])), h["content"][:160]] for h in hits[:5]
+                            ],
+                        })
+    return results
+
+
+def _pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+
+
+def _code_version() -> str:
+    root = Path(memory_mcp.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "memory_mcp"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head, dirty = "", ""
+    return f"{head or 'unknown'}{' (modified)' if dirty else ''}"
+
+
+def report(
+    data: Path, modes: list[str], stored: dict[str, Any], results: dict[str, ModeResult],
+    skipped: dict[str, int], n_conversations: int, captions: bool, duplicate_similarity: float, context: str,
+) -> str:
+    first = results[modes[0]]
+    lines = [
+        "# LoCoMo retrieval: recall@k of the `recall` tool",
+        "",
+        f"Data: `{data.name}`, {n_conversations} conversations, {stored['turns']} turns stored as "
+        f"{stored['memories']} memories ({stored['current']} current"
+        f"{'; image captions appended' if captions else ''}"
+        f"{'; each with its previous turn as add(context=...)' if context == 'previous-turn' else ''}"
+        f"; duplicate_similarity={duplicate_similarity}). "
+        f"Questions of categories 1-4 with evidence: {first.counts['all']} "
+        f"(skipped: {skipped['adversarial_or_other']} of category 5, "
+        f"{skipped['no_evidence']} without usable evidence).",
+        "A question is a hit at k when any of its evidence turns is among the first k memories recalled.",
+        "",
+        "| mode | R@1 | R@5 | R@10 | recall p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode in modes:
+        r = results[mode]
+        lines.append(
+            f"| {mode} | " + " | ".join(f"{r.recall_at('all', k):.3f}" for k in KS)
+            + f" | {statistics.median(r.latencies) * 1000:.1f} | {_pct(r.latencies, 95) * 1000:.1f} |"
+        )
+    lines += [
+        "",
+        "Per category (R@1 / R@5 / R@10):",
+        "",
+        "| category | n | " + " | ".join(modes) + " |",
+        "|---|---|" + "---|" * len(modes),
+    ]
+    for category in (*CATEGORIES, "all"):
+        if not first.counts[category]:
+            continue
+        name = f"{category} ({CATEGORY_NAMES[category]})" if category in CATEGORY_NAMES else str(category)
+        cells = [" / ".join(f"{results[m].recall_at(category, k):.3f}" for k in KS) for m in modes]
+        lines.append(f"| {name} | {first.counts[category]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Timing: engine open + model load {stored['open_s']:.1f} s; storing {stored['turns']} turns with "
+        f"add_many {stored['store_s']:.1f} s ({stored['turns'] / stored['store_s']:.0f} turns/s); embedding "
+        f"one query (the floor) p50 {stored['embed_floor_s'] * 1000:.1f} ms; recall latency is one MCP tool "
+        f"call (top_k={max(KS)}) in-process, client side.",
+        "",
+        f"Code: `{_code_version()}`; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True,
+                        help="LoCoMo-format JSON (read in place, never copied)")
+    parser.add_argument("--modes", default="hybrid,semantic,text",
+                        help="comma-separated: hybrid, semantic, text")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    parser.add_argument("--conversations", type=int, help="only the first N conversations (quick runs)")
+    parser.add_argument("--captions", action="store_true",
+                        help="append a shared image's caption to its turn (off: the text exactly as said)")
+    parser.add_argument("--context", choices=("none", "previous-turn"), default="none",
+                        help="previous-turn: pass each turn's predecessor in its session as "
+                        "add(context=...), where the engine has that argument")
+    parser.add_argument("--duplicate-similarity", type=float, default=1.0,
+                        help="the engine's duplicate threshold (1.0, the default here, keeps turns apart)")
+    parser.add_argument("--misses", type=Path,
+                        help="write the questions not answered at rank 1 as JSON lines")
+    parser.add_argument("--db-dir", type=Path,
+                        help="where the temporary database goes (default: system temp)")
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("hybrid", "semantic", "text") for m in modes):
+        parser.error("--modes takes hybrid, semantic and/or text")
+
+    if args.context != "none" and "context" not in inspect.signature(HierarchicalMemory.add).parameters:
+        parser.error(f"--context {args.context}: this memory_mcp's add() takes no context argument")
+    conversations, skipped = load(args.data, args.conversations, args.captions, args.context)
+    logging.basicConfig(level=logging.WARNING, force=True)
+    print(f"memory_mcp from {Path(memory_mcp.__file__).resolve().parent}", file=sys.stderr)
+    misses: list[dict[str, Any]] | None = [] if args.misses else None
+    with tempfile.TemporaryDirectory(dir=args.db_dir) as tmp:
+        db_path = Path(tmp) / "locomo.db"
+        stored = await store(conversations, db_path, args.duplicate_similarity)
+        print(f"stored {stored['turns']} turns as {stored['memories']} memories in {stored['store_s']:.1f} s",
+              file=sys.stderr)
+        results = await ask(db_path, conversations, modes, stored["dia_of"], misses)
+    text = report(args.data, modes, stored, results, skipped, len(conversations), args.captions,
+                  args.duplicate_similarity, args.context)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    if args.misses and misses is not None:
+        lines = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in misses)
+        args.misses.write_text(lines, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
