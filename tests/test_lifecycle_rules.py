@@ -568,3 +568,23 @@ async def test_recall_promotion_count_is_configurable(open_memory: Callable[...,
         assert (await memory.get(fact.id)).scope_level == ScopeLevel.SESSION
         await recalled_ids(memory, "branching strategy", session_id="s1", agent_id="a2")
         assert (await memory.get(fact.id)).scope_level == ScopeLevel.USER
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("The user's locker code is 4821", "The user's locker code is 9034"),
+    ("The user's manager is Sarah", "The user's manager is Sandra"),
+    ("Client 3 noted zq104 about tea", "Client 3 noted zq917 about tea"),
+])
+async def test_near_twins_that_name_different_numbers_or_names_are_two_facts(
+    memory: HierarchicalMemory, first: str, second: str
+) -> None:
+    a = await memory.add(first, user_id="u")
+    b = await memory.add(second, user_id="u")
+    assert a.id != b.id
+    assert sorted(m.content for m in await memory.query(MemoryFilter(user_id="u"))) == sorted([first, second])
+
+
+async def test_a_paraphrase_naming_the_same_things_is_still_one_fact(memory: HierarchicalMemory) -> None:
+    a = await memory.add("The user prefers Python for backend work", user_id="u")
+    b = await memory.add("The user prefers Python for backend work.", user_id="u", session_id="s")
+    assert b.id == a.id and b.reinforcement_count == 1

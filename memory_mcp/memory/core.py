@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -412,7 +413,7 @@ class HierarchicalMemory:
         digest = _hash(content)
         vector = _vector if _vector is not None else await self._embed_now(content)
         target = self._promoted(position, importance)
-        similar = await self._similar(position, target, vector)
+        similar = await self._similar(position, target, vector, content)
         now = time.time()
 
         async with self.store.transaction() as db:
@@ -998,8 +999,11 @@ class HierarchicalMemory:
         # user_key again outside the OR, so that SQLite can use the (user_key, ...) indexes.
         return f"m.user_key = ? AND (({seen}) OR ({below}))", [user_key, *seen_params, *below_params]
 
-    async def _similar(self, position: Position, target: Position, vector: Vector | None) -> list[int]:
-        """Keys of current memories in the duplicate scope whose vectors are near enough, nearest first."""
+    async def _similar(
+        self, position: Position, target: Position, vector: Vector | None, content: str
+    ) -> list[int]:
+        """Keys of current memories in the duplicate scope that say the same as ``content``: near
+        enough in meaning, and naming the same numbers and names, nearest first."""
         if vector is None or self._vector_index is None:
             return []
         async with self.store.reading() as db:
@@ -1013,11 +1017,20 @@ class HierarchicalMemory:
         near = [k for k, s in found if s >= self.config.duplicate_similarity]
         if len(near) == _NEAR:  # a crowd of near twins: search within the scope, widening
             found = await self._vector_candidates(vector, user_key, scope, 8)
-            return [k for k, s in found if s >= self.config.duplicate_similarity]
+            near = [k for k, s in found if s >= self.config.duplicate_similarity]
+        elif near:
+            allowed = await self._allowed(near, scope)
+            near = [k for k in near if k in allowed]
         if not near:
             return []
-        allowed = await self._allowed(near, scope)
-        return [k for k in near if k in allowed]
+        # "Locker code 4821" and "locker code 9034" embed almost alike but are different facts.
+        async with self.store.reading() as db:
+            cursor = await db.execute(
+                "SELECT key, content FROM memories WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(near)]
+            )
+            contents = {int(k): str(c) for k, c in await cursor.fetchall()}
+        mine = _specifics(content)
+        return [k for k in near if k in contents and _specifics(contents[k]) == mine]
 
     async def _allowed(self, keys: list[int], where: tuple[str, list[Any]]) -> set[int]:
         """Which of these memory keys pass the filter."""
@@ -1329,6 +1342,15 @@ def _check_id(value: Any, name: str) -> None:
         raise InvalidArgumentError(f"{name} contains control characters")
     if not _encodable(value):
         raise InvalidArgumentError(f"{name} contains lone surrogates (broken UTF-16), which are not text")
+
+
+def _specifics(text: str) -> frozenset[str]:
+    """The words a paraphrase must keep: numbers (anything with a digit) and names (capitalised
+    words after the first), case-folded."""
+    words = re.findall(r"\w+", text)
+    return frozenset(
+        w.casefold() for i, w in enumerate(words) if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper())
+    )
 
 
 def _encodable(text: str) -> bool:
