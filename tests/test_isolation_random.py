@@ -1222,8 +1222,9 @@ async def test_identical_sentences_are_never_merged_or_absorbed_across_users(
     left alone: one memory per user, never reinforced, closed or moved by someone else's writes."""
     cache = CachingEmbedder(embedder)
     same = "Prefers dark mode in every editor"
-    near = ["The quarterly budget for Project Phoenix is 40 thousand euros",
-            "The quarterly budget for Project Phoenix is 45 thousand euros"]
+    # Near-identical and naming the same numbers and names, so within one user they are one fact.
+    near = ["The quarterly budget for Project Phoenix is forty thousand euros",
+            "The quarterly budget of Project Phoenix is forty thousand euros"]
     moved = "Keeps the Kestrel API runbook in the team wiki"
     await cache.prefill([same, moved, *near])
     assert float(cache.vector(near[0]) @ cache.vector(near[1])) >= 0.92, "near-identical probe too far apart"
