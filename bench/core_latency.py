@@ -61,7 +61,7 @@ async def main(n: int, samples: int) -> None:
             t = time.perf_counter()
             await memory.add(sentence(rng, n + i), user_id="bench")
             adds.append(time.perf_counter() - t)
-        for i in range(samples):
+        for _ in range(samples):
             query = f"what does {rng.choice(SUBJECTS)} think about {rng.choice(THINGS)}?"
             t = time.perf_counter()
             await memory.recall(query, user_id="bench", top_k=5)

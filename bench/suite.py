@@ -61,7 +61,7 @@ async def measure_library(db: Path, n: int, users: int, samples: int) -> dict[st
     memory = await HierarchicalMemory.create(MemoryConfig(db_path=db))
     await memory.wait_until_ready()
     embed = memory.embedder.embed
-    for i in range(20):  # warm the model's threads
+    for _ in range(20):  # warm the model's threads
         await embed([query(rng)])
     texts = [sentence(rng, 10_000_000 + i) for i in range(2048)]
     start = time.perf_counter()

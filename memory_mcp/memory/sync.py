@@ -28,6 +28,7 @@ class SyncHierarchicalMemory:
     def __init__(self, config: MemoryConfig | None = None, **adapters: Any):
         self._loop = asyncio.new_event_loop()
         self._background: set[concurrent.futures.Future[Any]] = set()
+        self._background_lock = threading.Lock()  # added by callers' threads, removed by the loop's
         self._thread = threading.Thread(target=self._loop.run_forever, name="memory_mcp", daemon=True)
         self._thread.start()
         try:
@@ -53,16 +54,19 @@ class SyncHierarchicalMemory:
         This keeps storage off a caller's critical path while every later read stays consistent.
         The coroutine should handle its own errors; one that escapes is logged."""
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        self._background.add(future)
+        with self._background_lock:
+            self._background.add(future)
         future.add_done_callback(self._finished)
 
     def _finished(self, future: concurrent.futures.Future[Any]) -> None:
-        self._background.discard(future)
+        with self._background_lock:
+            self._background.discard(future)
         if not future.cancelled() and future.exception() is not None:
             log.error("a background memory write failed", exc_info=future.exception())
 
     async def _after_background(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        pending = [asyncio.wrap_future(f) for f in list(self._background)]
+        with self._background_lock:
+            pending = [asyncio.wrap_future(f) for f in self._background]
         if pending:
             await asyncio.wait(pending)
         return await coroutine

@@ -66,7 +66,7 @@ def with_memory(
         base = config or MemoryConfig()
         memory = _shared_engine(base.model_copy(update=overrides) if overrides else base)
     at = steps.Position(user_id, session_id, agent_id)
-    memory.run(memory.engine.query(MemoryFilter(**at.ids(), limit=1)))  # checks the ids now
+    memory.run(memory.engine.query(MemoryFilter(**steps.ids(at), limit=1)))  # checks the ids now
     return MemoryClient(client, create, memory, at, top_k)
 
 

@@ -13,7 +13,7 @@ from ..errors import InvalidArgumentError
 from ..memory.core import HierarchicalMemory
 from ..memory.models import Memory, MemoryCategory, MemoryStats, SearchResult
 from ..memory.ports import MemoryFilter
-from .steps import Position
+from .steps import Position, ids
 
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -36,7 +36,7 @@ class MemoryAPI:
     ) -> list[SearchResult]:
         """Memories visible to this wrapper that match ``query``, best first."""
         return self._run(self._engine.recall(
-            query, **self._at.ids(), top_k=top_k, mode=mode, min_similarity=min_similarity, categories=categories,
+            query, **ids(self._at), top_k=top_k, mode=mode, min_similarity=min_similarity, categories=categories,
         ))
 
     def add(
@@ -48,21 +48,21 @@ class MemoryAPI:
                  "agent": ("user_id", "session_id", "agent_id")}
         if scope not in where:
             raise InvalidArgumentError(f"scope must be one of {list(where)}, got {scope!r}")
-        ids = {name: value for name, value in self._at.ids().items() if name in where[scope]}
+        kept = {name: value for name, value in ids(self._at).items() if name in where[scope]}
         return self._run(self._engine.add(
-            content, **ids, category=category, importance=importance, entity_refs=entity_refs, metadata=metadata,
+            content, **kept, category=category, importance=importance, entity_refs=entity_refs, metadata=metadata,
             provenance={"source": "with_memory.memory.add"},
         ))
 
     def get_all(self, *, include_superseded: bool = False) -> list[Memory]:
         """Every memory visible to this wrapper: the user's, and this session's and agent's."""
-        return self._run(self._engine.query(MemoryFilter(**self._at.ids(), include_superseded=include_superseded)))
+        return self._run(self._engine.query(MemoryFilter(**ids(self._at), include_superseded=include_superseded)))
 
     def clear(self, *, all_sessions: bool = False) -> int:
         """Delete this wrapper's memories: its session's (and agent's) when it has a session_id,
         else all of the user's. ``all_sessions=True`` deletes all of the user's memories."""
-        ids = {"user_id": self._at.user_id} if all_sessions else self._at.ids()
-        return self._run(self._engine.clear(**ids))
+        scope = {"user_id": self._at.user_id} if all_sessions else ids(self._at)
+        return self._run(self._engine.clear(**scope))
 
     def stats(self) -> MemoryStats:
         """Counts over this user's memories (``stats['total']``, ``stats['categories']``)."""

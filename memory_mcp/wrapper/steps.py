@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import AlreadySupersededError, MemoryMCPError
 from ..extraction.parser import ExtractedMemory, ParsedAnswer
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
-from ..memory.core import HierarchicalMemory
+from ..memory.core import HierarchicalMemory, Position
 from ..memory.models import Memory
 from .conversation import last_user_text, with_system_note
 
@@ -32,16 +32,9 @@ class Prepared:
     injected: list[Memory] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where the wrapper reads and writes: a user and, optionally, a session and an agent."""
-
-    user_id: str
-    session_id: str | None = None
-    agent_id: str | None = None
-
-    def ids(self) -> dict[str, str | None]:
-        return {"user_id": self.user_id, "session_id": self.session_id, "agent_id": self.agent_id}
+def ids(at: Position) -> dict[str, str | None]:
+    """The position as the engine's keyword arguments (a wrapper has no turn of its own)."""
+    return {"user_id": at.user_id, "session_id": at.session_id, "agent_id": at.agent_id}
 
 
 async def prepare(engine: HierarchicalMemory, at: Position, messages: Sequence[Any], top_k: int) -> Prepared:
@@ -50,7 +43,7 @@ async def prepare(engine: HierarchicalMemory, at: Position, messages: Sequence[A
     memories: list[Memory] = []
     if query and top_k > 0:
         try:
-            memories = [r.memory for r in await engine.recall(query, **at.ids(), top_k=top_k)]
+            memories = [r.memory for r in await engine.recall(query, **ids(at), top_k=top_k)]
         except Exception:  # memory must not break the call: go on without it
             log.exception("could not recall memories; calling the model without them")
     labels = [f"m{index}" for index in range(1, len(memories) + 1)]
@@ -128,7 +121,7 @@ async def _replaced(
     except MemoryMCPError:
         pass
     wanted = reference.strip().casefold()
-    for found in await engine.text_search(reference, **at.ids(), top_k=10):
+    for found in await engine.text_search(reference, **ids(at), top_k=10):
         if found.memory.content.strip().casefold() == wanted:
             return found.memory.id
     return None
@@ -140,7 +133,7 @@ def _where(at: Position, item: ExtractedMemory, turn_id: str) -> dict[str, str |
     if scope == "user":
         return {"user_id": at.user_id}
     if scope == "turn":
-        return None if at.session_id is None else {**at.ids(), "turn_id": turn_id}
+        return None if at.session_id is None else {**ids(at), "turn_id": turn_id}
     if scope == "session" or at.session_id is None:
         return {"user_id": at.user_id, "session_id": at.session_id}
-    return at.ids()
+    return ids(at)

@@ -59,9 +59,14 @@ class _Editor:
         set_field(chunk, "choices", kept)
         return chunk if kept else None
 
-    def answer(self) -> ParsedAnswer | None:
-        """The first choice's whole answer, once the stream is over."""
-        return self._parsed.get(0) or next(iter(self._parsed.values()), None)
+    def end(self, on_end: Callable[[ParsedAnswer], None]) -> Any:
+        """The stream is over: hand the first choice's whole answer to ``on_end``; return the last
+        chunk to pass on (see :meth:`tail`), if any."""
+        tail = self.tail()
+        parsed = self._parsed.get(0) or next(iter(self._parsed.values()), None)
+        if parsed is not None:
+            on_end(parsed)
+        return tail
 
 
 class MemoryStream:
@@ -77,12 +82,8 @@ class MemoryStream:
         for chunk in self._stream:
             self._editor.edit(chunk)
             yield chunk
-        tail = self._editor.tail()
-        if tail is not None:
+        if (tail := self._editor.end(self._on_end)) is not None:
             yield tail
-        parsed = self._editor.answer()
-        if parsed is not None:
-            self._on_end(parsed)
 
     def __iter__(self) -> Iterator[Any]:
         return self._iterator
@@ -119,12 +120,8 @@ class AsyncMemoryStream:
         async for chunk in self._stream:
             self._editor.edit(chunk)
             yield chunk
-        tail = self._editor.tail()
-        if tail is not None:
+        if (tail := self._editor.end(self._on_end)) is not None:
             yield tail
-        parsed = self._editor.answer()
-        if parsed is not None:
-            self._on_end(parsed)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterator
