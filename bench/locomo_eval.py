@@ -32,7 +32,6 @@ import inspect
 import json
 import logging
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,6 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,81 +46,21 @@ import memory_mcp
 from memory_mcp import HierarchicalMemory, MemoryConfig
 from memory_mcp.server import ServerSettings, build_server
 
-KS = (1, 5, 10)
-CATEGORIES = (1, 2, 3, 4)
-CATEGORY_NAMES = {2: "temporal"}  # the only numbering every source agrees on
-_SESSION = re.compile(r"session_(\d+)")
-_DATE = re.compile(
-    r"(?P<h>\d{1,2}):(?P<m>\d{2})\s*(?P<ampm>[ap]\.?m\.?)\s+on\s+(?P<d>\d{1,2})\s+(?P<mon>[A-Za-z]+),?\s+(?P<y>\d{4})",
-    re.IGNORECASE,
-)
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
-_DIA = re.compile(r"D:?(\d+):(\d+)")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from locomo_data import CATEGORIES, CATEGORY_NAMES, KS, Conversation, first_hit, load  # noqa: E402
 
 
-def parse_locomo_time(text: str) -> datetime:
-    """'1:56 pm on 8 May, 2023' -> 2023-05-08 13:56 UTC."""
-    found = _DATE.search(text)
-    if found is None:
-        raise ValueError(f"unrecognised LoCoMo date {text!r}")
-    hour = int(found["h"]) % 12 + (12 if found["ampm"].lower().startswith("p") else 0)
-    month = _MONTHS[found["mon"][:3].lower()]
-    return datetime(int(found["y"]), month, int(found["d"]), hour, int(found["m"]), tzinfo=UTC)
-
-
-def evidence_ids(evidence: list[str]) -> set[str]:
-    """Evidence dia_ids, tolerating the file's few malformed ones ('D8:6; D9:17', 'D:11:26')."""
-    return {f"D{s}:{t}" for item in evidence for s, t in _DIA.findall(str(item))}
-
-
-@dataclass
-class Conversation:
-    user_id: str
-    items: list[dict[str, Any]]  # add_many arguments, one per turn
-    questions: list[dict[str, Any]]
-
-
-def load(
-    path: Path, limit: int | None, captions: bool, context: str = "none"
-) -> tuple[list[Conversation], dict[str, int]]:
-    samples = json.loads(path.read_text(encoding="utf-8"))
-    conversations, skipped = [], {"no_evidence": 0, "adversarial_or_other": 0}
-    for sample in samples[:limit]:
-        conv = sample["conversation"]
-        user_id = f"locomo-{sample['sample_id']}"
-        items = []
-        sessions = sorted((int(m[1]), key) for key in conv if (m := _SESSION.fullmatch(key)))
-        for number, key in sessions:
-            when = parse_locomo_time(conv[f"{key}_date_time"])
-            previous = None
-            for turn in conv[key]:
-                text = turn["text"]
-                if captions and turn.get("blip_caption"):
-                    text = f"{text} [shares {turn['blip_caption']}]"
-                item = {
-                    "content": f"{turn['speaker']}: {text}",
-                    "user_id": user_id,
-                    "valid_from": when,
-                    "metadata": {"dia_id": turn["dia_id"], "session": number},
-                }
-                if context == "previous-turn" and previous is not None:
-                    item["context"] = previous  # the turn this one follows in its session
-                items.append(item)
-                previous = item["content"]
-        dia_ids = {item["metadata"]["dia_id"] for item in items}
-        questions = []
-        for qa in sample["qa"]:
-            if qa.get("category") not in CATEGORIES:
-                skipped["adversarial_or_other"] += 1
-                continue
-            wanted = evidence_ids(qa.get("evidence", [])) & dia_ids
-            if not wanted:
-                skipped["no_evidence"] += 1
-                continue
-            questions.append({"question": qa["question"], "category": qa["category"], "evidence": wanted})
-        conversations.append(Conversation(user_id, items, questions))
-    return conversations, skipped
+def items_of(conv: Conversation, context: str) -> list[dict[str, Any]]:
+    """``add_many`` arguments, one per turn, with the turn's ``context`` as asked."""
+    items = []
+    for i, turn in enumerate(conv.turns):
+        item = {"content": turn.text, "user_id": conv.user_id, "valid_from": turn.when,
+                "metadata": {"dia_id": turn.dia_id, "session": turn.session}}
+        if context == "previous-turn" and i > 0 and conv.turns[i - 1].session == turn.session:
+            item["context"] = conv.turns[i - 1].text  # the turn this one follows in its session
+        items.append(item)
+    return items
 
 
 @dataclass
@@ -145,7 +83,7 @@ class ModeResult:
 
 
 async def store(
-    conversations: list[Conversation], db_path: Path, duplicate_similarity: float
+    conversations: list[Conversation], db_path: Path, duplicate_similarity: float, context: str
 ) -> dict[str, Any]:
     """Store every turn; returns timings, counts and memory id -> dia_ids (several if merged)."""
     t0 = time.perf_counter()
@@ -163,9 +101,10 @@ async def store(
     turns = 0
     t0 = time.perf_counter()
     for conv in conversations:
-        stored = await engine.add_many(conv.items)
-        turns += len(conv.items)
-        for item, memory in zip(conv.items, stored, strict=True):
+        items = items_of(conv, context)
+        stored = await engine.add_many(items)
+        turns += len(items)
+        for item, memory in zip(items, stored, strict=True):
             dia_of[memory.id].append(item["metadata"]["dia_id"])
     stored_s = time.perf_counter() - t0
     current = 0
@@ -207,10 +146,7 @@ async def ask(
                     if out.is_error:
                         raise RuntimeError(f"recall failed: {out.content}")
                     hits = out.structured_content["results"]
-                    rank = next(
-                        (i for i, h in enumerate(hits, 1) if set(dia_of.get(h["id"], ())) & qa["evidence"]),
-                        None,
-                    )
+                    rank = first_hit([dia_of.get(h["id"], []) for h in hits], qa["evidence"])
                     results[mode].add(qa["category"], rank)
                     if misses is not None and (rank is None or rank > 1):
                         misses.append({
@@ -321,13 +257,13 @@ async def main() -> None:
 
     if args.context != "none" and "context" not in inspect.signature(HierarchicalMemory.add).parameters:
         parser.error(f"--context {args.context}: this memory_mcp's add() takes no context argument")
-    conversations, skipped = load(args.data, args.conversations, args.captions, args.context)
+    conversations, skipped = load(args.data, args.conversations, args.captions)
     logging.basicConfig(level=logging.WARNING, force=True)
     print(f"memory_mcp from {Path(memory_mcp.__file__).resolve().parent}", file=sys.stderr)
     misses: list[dict[str, Any]] | None = [] if args.misses else None
     with tempfile.TemporaryDirectory(dir=args.db_dir) as tmp:
         db_path = Path(tmp) / "locomo.db"
-        stored = await store(conversations, db_path, args.duplicate_similarity)
+        stored = await store(conversations, db_path, args.duplicate_similarity, args.context)
         print(f"stored {stored['turns']} turns as {stored['memories']} memories in {stored['store_s']:.1f} s",
               file=sys.stderr)
         results = await ask(db_path, conversations, modes, stored["dia_of"], misses)
