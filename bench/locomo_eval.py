@@ -4,19 +4,20 @@
         [--modes hybrid,semantic,text] [--out docs/benchmarks/locomo.md]
 
 The data is read from the given path only (LoCoMo is CC BY-NC: never copy it into the project).
-Each conversation becomes one user; every dialog turn is stored, with ``add_many`` into a fresh
-temporary database, as one memory of that user: the text exactly as said, prefixed by its
-speaker ("Caroline: ..."), with the session's date and time as ``valid_from`` and the turn's
-``dia_id`` in its metadata. Each turn is meant to stay its own memory, so the engine's duplicate
-merging is turned off (``duplicate_similarity=1.0``; identical text would still merge, and the
-report says how many memories the turns became; a memory several turns merged into counts as each
-of them). Every question of categories 1-4 (5 is adversarial: no answer in the conversation) is
-then asked through the MCP server's real ``recall`` tool, in-process over the SDK's client, once
-per mode. A question is a hit at k when any of its evidence turns is among the first k memories
-returned. Latency is the client-side time of one ``recall`` tool call (top_k=10).
+Each conversation becomes one user; every dialog turn is stored, session by session with
+``add_conversation`` into a fresh temporary database, as one memory of that user: the text exactly
+as said, prefixed by its speaker ("Caroline: ..."), with the session's date and time as
+``valid_from``, the turn's ``dia_id`` in its metadata, and (``--context neighbours:2``, the
+default) the two turns before and after it as its context, searched but not part of it. Each
+turn is meant to stay its own memory, so the engine's duplicate merging is turned off
+(``duplicate_similarity=1.0``; identical text would still merge, and the report says how many
+memories the turns became; a memory several turns merged into counts as each of them). Every
+question of categories 1-4 (5 is adversarial: no answer in the conversation) is then asked
+through the MCP server's real ``recall`` tool, in-process over the SDK's client, once per mode.
+A question is a hit at k when any of its evidence turns is among the first k memories returned.
+Latency is the client-side time of one ``recall`` tool call (top_k=10).
 
-Options: ``--context previous-turn`` also passes each turn's predecessor in its session as
-``add(context=...)`` (for an engine that has that argument); ``--captions`` appends a shared
+Options: ``--context none`` stores each turn alone; ``--captions`` appends a shared
 image's caption to its turn; ``--conversations N`` keeps a run short; ``--misses FILE`` writes the
 questions not answered at rank 1, with what came first, for analysis (it holds data set text:
 keep it out of the repository).
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import logging
 import os
@@ -47,20 +47,19 @@ from memory_mcp import HierarchicalMemory, MemoryConfig
 from memory_mcp.server import ServerSettings, build_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from locomo_data import CATEGORIES, CATEGORY_NAMES, KS, Conversation, first_hit, load  # noqa: E402
+from suite import run_peer  # noqa: E402
 
 
-def items_of(conv: Conversation, context: str) -> list[dict[str, Any]]:
-    """``add_many`` arguments, one per turn, with the turn's ``context`` as asked."""
-    items = []
-    for i, turn in enumerate(conv.turns):
-        item = {"content": turn.text, "user_id": conv.user_id, "valid_from": turn.when,
-                "metadata": {"dia_id": turn.dia_id, "session": turn.session}}
-        if context == "previous-turn" and i > 0 and conv.turns[i - 1].session == turn.session:
-            item["context"] = conv.turns[i - 1].text  # the turn this one follows in its session
-        items.append(item)
-    return items
+def sessions_of(conv: Conversation) -> list[list[dict[str, Any]]]:
+    """Each session's turns as ``add`` arguments, in order."""
+    sessions: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for turn in conv.turns:
+        sessions[turn.session].append({
+            "content": turn.text, "valid_from": turn.when,
+            "metadata": {"dia_id": turn.dia_id, "session": turn.session},
+        })
+    return list(sessions.values())
 
 
 @dataclass
@@ -85,7 +84,9 @@ class ModeResult:
 async def store(
     conversations: list[Conversation], db_path: Path, duplicate_similarity: float, context: str
 ) -> dict[str, Any]:
-    """Store every turn; returns timings, counts and memory id -> dia_ids (several if merged)."""
+    """Store every turn, session by session, with ``add_conversation``; returns timings, counts and
+    memory id -> dia_ids (several if merged)."""
+    window = int(context.partition(":")[2]) if context != "none" else 0
     t0 = time.perf_counter()
     config = MemoryConfig(db_path=db_path, duplicate_similarity=duplicate_similarity)
     engine = await HierarchicalMemory.create(config)
@@ -101,11 +102,11 @@ async def store(
     turns = 0
     t0 = time.perf_counter()
     for conv in conversations:
-        items = items_of(conv, context)
-        stored = await engine.add_many(items)
-        turns += len(items)
-        for item, memory in zip(items, stored, strict=True):
-            dia_of[memory.id].append(item["metadata"]["dia_id"])
+        for session in sessions_of(conv):
+            stored = await engine.add_conversation(session, window=window, user_id=conv.user_id)
+            turns += len(session)
+            for item, memory in zip(session, stored, strict=True):
+                dia_of[memory.id].append(item["metadata"]["dia_id"])
     stored_s = time.perf_counter() - t0
     current = 0
     for conv in conversations:
@@ -159,6 +160,30 @@ async def ask(
     return results
 
 
+def plot(path: Path, modes: list[str], results: dict[str, ModeResult], peers: dict[str, dict[str, Any]]) -> None:
+    """Recall@1/5/10 of each mode and each peer, as grouped bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = [(f"memory_mcp {m}", [results[m].recall_at("all", k) for k in KS]) for m in modes]
+    systems += [(name, [peer["overall"][str(k)] for k in KS]) for name, peer in peers.items() if "skipped" not in peer]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    width = 0.8 / len(systems)
+    for i, (label, values) in enumerate(systems):
+        xs = [j + i * width for j in range(len(KS))]
+        ax.bar(xs, values, width, label=label)
+    ax.set_xticks([j + width * (len(systems) - 1) / 2 for j in range(len(KS))], [f"R@{k}" for k in KS])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of questions with an evidence turn in the top k")
+    ax.set_title("LoCoMo (dev split) recall@k per system")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def _pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
@@ -182,6 +207,7 @@ def _code_version() -> str:
 def report(
     data: Path, modes: list[str], stored: dict[str, Any], results: dict[str, ModeResult],
     skipped: dict[str, int], n_conversations: int, captions: bool, duplicate_similarity: float, context: str,
+    peers: dict[str, dict[str, Any]],
 ) -> str:
     first = results[modes[0]]
     lines = [
@@ -190,7 +216,8 @@ def report(
         f"Data: `{data.name}`, {n_conversations} conversations, {stored['turns']} turns stored as "
         f"{stored['memories']} memories ({stored['current']} current"
         f"{'; image captions appended' if captions else ''}"
-        f"{'; each with its previous turn as add(context=...)' if context == 'previous-turn' else ''}"
+        + (f"; each turn with the {context.partition(':')[2]} turns before and after it in its session "
+           "as context" if context != "none" else "; no context") +
         f"; duplicate_similarity={duplicate_similarity}). "
         f"Questions of categories 1-4 with evidence: {first.counts['all']} "
         f"(skipped: {skipped['adversarial_or_other']} of category 5, "
@@ -206,29 +233,53 @@ def report(
             f"| {mode} | " + " | ".join(f"{r.recall_at('all', k):.3f}" for k in KS)
             + f" | {statistics.median(r.latencies) * 1000:.1f} | {_pct(r.latencies, 95) * 1000:.1f} |"
         )
+    for name, peer in peers.items():
+        if "skipped" in peer:
+            lines.append(f"| {name} | {peer['skipped']} | | | | |")
+            continue
+        lat = peer["latency_ms"]
+        lines.append(
+            f"| {name} {peer.get('version', '')} | " + " | ".join(f"{peer['overall'][str(k)]:.3f}" for k in KS)
+            + f" | {lat['p50']:.1f} | {lat['p95']:.1f} |"
+        )
+    measured = {name: peer for name, peer in peers.items() if "skipped" not in peer}
     lines += [
         "",
         "Per category (R@1 / R@5 / R@10):",
         "",
-        "| category | n | " + " | ".join(modes) + " |",
-        "|---|---|" + "---|" * len(modes),
+        "| category | n | " + " | ".join([*modes, *measured]) + " |",
+        "|---|---|" + "---|" * (len(modes) + len(measured)),
     ]
     for category in (*CATEGORIES, "all"):
         if not first.counts[category]:
             continue
         name = f"{category} ({CATEGORY_NAMES[category]})" if category in CATEGORY_NAMES else str(category)
         cells = [" / ".join(f"{results[m].recall_at(category, k):.3f}" for k in KS) for m in modes]
+        for peer in measured.values():
+            got = peer["overall"] if category == "all" else peer["per_category"].get(str(category), {})
+            cells.append(" / ".join(f"{got[str(k)]:.3f}" if str(k) in got else "-" for k in KS))
         lines.append(f"| {name} | {first.counts[category]} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Timing: engine open + model load {stored['open_s']:.1f} s; storing {stored['turns']} turns with "
-        f"add_many {stored['store_s']:.1f} s ({stored['turns'] / stored['store_s']:.0f} turns/s); embedding "
+        f"add_conversation {stored['store_s']:.1f} s ({stored['turns'] / stored['store_s']:.0f} turns/s); embedding "
         f"one query (the floor) p50 {stored['embed_floor_s'] * 1000:.1f} ms; recall latency is one MCP tool "
         f"call (top_k={max(KS)}) in-process, client side.",
         "",
         f"Code: `{_code_version()}`; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs.",
     ]
+    if measured:
+        lines += ["", "Peers (their runners under `bench/peers/`, same data, same questions, top 10):", ""]
+        lines += [f"- **{name}**: stored {peer['counts']['turns']} turns in {peer['store_s']:.0f} s. {peer['notes']}"
+                  for name, peer in measured.items()]
     return "\n".join(lines) + "\n"
+
+
+def _context(value: str) -> str:
+    name, _, window = value.partition(":")
+    if value == "none" or (name == "neighbours" and window.isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use neighbours:N or none")
 
 
 async def main() -> None:
@@ -241,11 +292,14 @@ async def main() -> None:
     parser.add_argument("--conversations", type=int, help="only the first N conversations (quick runs)")
     parser.add_argument("--captions", action="store_true",
                         help="append a shared image's caption to its turn (off: the text exactly as said)")
-    parser.add_argument("--context", choices=("none", "previous-turn"), default="none",
-                        help="previous-turn: pass each turn's predecessor in its session as "
-                        "add(context=...), where the engine has that argument")
+    parser.add_argument("--context", default="neighbours:2", type=_context,
+                        help="neighbours:N stores each turn with the N turns before and after it in its "
+                        "session as context (add_conversation's window); none stores turns alone "
+                        "(default: %(default)s)")
     parser.add_argument("--duplicate-similarity", type=float, default=1.0,
                         help="the engine's duplicate threshold (1.0, the default here, keeps turns apart)")
+    parser.add_argument("--peers", default="",
+                        help="also run these peers on the same data (comma-separated: mem0, server-memory)")
     parser.add_argument("--misses", type=Path,
                         help="write the questions not answered at rank 1 as JSON lines")
     parser.add_argument("--db-dir", type=Path,
@@ -255,8 +309,6 @@ async def main() -> None:
     if not modes or any(m not in ("hybrid", "semantic", "text") for m in modes):
         parser.error("--modes takes hybrid, semantic and/or text")
 
-    if args.context != "none" and "context" not in inspect.signature(HierarchicalMemory.add).parameters:
-        parser.error(f"--context {args.context}: this memory_mcp's add() takes no context argument")
     conversations, skipped = load(args.data, args.conversations, args.captions)
     logging.basicConfig(level=logging.WARNING, force=True)
     print(f"memory_mcp from {Path(memory_mcp.__file__).resolve().parent}", file=sys.stderr)
@@ -267,12 +319,18 @@ async def main() -> None:
         print(f"stored {stored['turns']} turns as {stored['memories']} memories in {stored['store_s']:.1f} s",
               file=sys.stderr)
         results = await ask(db_path, conversations, modes, stored["dia_of"], misses)
+    peers = {}
+    for name in [p.strip() for p in args.peers.split(",") if p.strip()]:
+        print(f"running peer {name} (may take minutes)", file=sys.stderr)
+        extra = ["--conversations", str(args.conversations)] if args.conversations else []
+        peers[name] = run_peer(name, "locomo", "--data", str(args.data.resolve()), *extra)
     text = report(args.data, modes, stored, results, skipped, len(conversations), args.captions,
-                  args.duplicate_similarity, args.context)
+                  args.duplicate_similarity, args.context, peers)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
+        plot(args.out.with_suffix(".png"), modes, results, peers)
     if args.misses and misses is not None:
         lines = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in misses)
         args.misses.write_text(lines, encoding="utf-8")

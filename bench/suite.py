@@ -136,8 +136,9 @@ def _server_pid(text: str) -> int | None:
     return None
 
 
-def run_config(n: int, users: int, samples: int) -> dict[str, Any]:
-    """Both measurements of one configuration, each in a fresh process; returns their results."""
+def run_config(n: int, users: int, samples: int, peers: list[str], peer_max: int) -> dict[str, Any]:
+    """Both measurements of one configuration, each in a fresh process, and the peers' (up to
+    ``peer_max`` memories) on the same texts; returns their results."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         results: dict[str, Any] = {"memories": n, "users": users}
@@ -149,7 +150,36 @@ def run_config(n: int, users: int, samples: int) -> dict[str, Any]:
             )
             results[part] = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"  {part}: {json.dumps(results[part])}", file=sys.stderr)
+    results["peers"] = {}
+    for name in peers:
+        if n > peer_max:
+            results["peers"][name] = {"skipped": f"above --peer-max {peer_max:,}"}
+            continue
+        results["peers"][name] = run_peer(
+            name, "speed", "--memories", str(n), "--users", str(users), "--samples", str(samples)
+        )
+        print(f"  {name}: {json.dumps(results['peers'][name])[:400]}", file=sys.stderr)
     return results
+
+
+# -- peers ----------------------------------------------------------------------------------------------
+
+PEERS = ROOT / "bench" / "peers"
+PEER_RUNNERS = {  # name -> (interpreter, runner): Mem0 lives in its own venv (bench/peers/setup.sh)
+    "mem0": (PEERS / ".venv" / "bin" / "python", PEERS / "mem0_peer.py"),
+    "server-memory": (Path(sys.executable), PEERS / "server_memory_peer.py"),
+}
+
+
+def run_peer(name: str, *args: str) -> dict[str, Any]:
+    """One peer runner's JSON result, or why it could not run."""
+    python, runner = PEER_RUNNERS[name]
+    if not python.exists() or (name == "server-memory" and not (PEERS / "node" / "node_modules").exists()):
+        return {"skipped": "not set up: run bench/peers/setup.sh"}
+    out = subprocess.run([str(python), str(runner), *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"skipped": f"failed (exit {out.returncode}): {out.stderr.strip().splitlines()[-1:]}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # -- reporting ------------------------------------------------------------------------------------------
@@ -174,12 +204,42 @@ def write_report(runs: list[dict[str, Any]], samples: int, command: str) -> None
             f"| {std['remember_ms']['p50']:.1f} ms | {std['recall_ms']['p50']:.1f} / {std['recall_ms']['p99']:.1f} ms "
             f"| {std['first_answer_s']:.2f} s | {std['tools_list_bytes']:,} B | {lib['rss_mb']:.0f} / {std['server_rss_mb']:.0f} MB |"
         )
+    peer_rows = []
+    for run in runs:
+        lib, std = run["library"], run["stdio"]
+        size = f"{run['memories']:,} ({run['users']:,})"
+        peer_rows.append(
+            f"| memory_mcp (library / stdio) | {size} | {lib['add_ms']['p50']:.1f} / {std['remember_ms']['p50']:.1f} ms "
+            f"| {lib['recall_ms']['p50']:.1f} / {std['recall_ms']['p50']:.1f} ms "
+            f"| {lib['recall_ms']['p99']:.1f} / {std['recall_ms']['p99']:.1f} ms | {lib['import_per_s']:.0f}/s "
+            f"| {std['first_answer_s']:.2f} s | {lib['rss_mb']:.0f} / {std['server_rss_mb']:.0f} MB |"
+        )
+        for name, peer in run.get("peers", {}).items():
+            if "skipped" in peer:
+                peer_rows.append(f"| {name} | {size} | {peer['skipped']} | | | | | |")
+                continue
+            peer_rows.append(
+                f"| {name} {peer.get('version', '')} | {size} | {peer['add_ms']['p50']:.1f} ms "
+                f"| {peer['recall_ms']['p50']:.1f} ms | {peer['recall_ms']['p99']:.1f} ms "
+                f"| {peer['import_per_s']:.0f}/s | {peer['first_answer_s']:.2f} s | {peer['rss_mb']:.0f} MB |"
+            )
+    peers_text = ""
+    if any(run.get("peers") for run in runs):
+        notes = {name: peer["notes"] for run in runs for name, peer in run.get("peers", {}).items()
+                 if "notes" in peer}
+        peers_text = (
+            "\n## Beside the peers\n\nSame texts, same machine, same run; Mem0 with the same model "
+            "(all-MiniLM-L6-v2, CPU). Each peer's figures are its own runner's (`bench/peers/`).\n\n"
+            "| system | memories (users) | add p50 | recall p50 | recall p99 | bulk import | first answer | RSS |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(peer_rows) + "\n\n"
+            + "".join(f"- **{name}**: {note}\n" for name, note in notes.items())
+        )
     text = (
         "# Speed and scale\n\n"
         f"Made by `{command}` on {machine['cpus']} cores ({machine['processor']}), Python {machine['python']}, "
         f"{samples} samples per figure. Each row's floor (one query embedding, batch embedding throughput) is "
         "measured in the same process as the row's figures; the machine is shared, so compare within a row.\n\n"
-        + "\n".join(rows) + "\n"
+        + "\n".join(rows) + "\n" + peers_text
     )
     (OUT / "speed.md").write_text(text)
     _plot(runs)
@@ -214,6 +274,13 @@ def _plot(runs: list[dict[str, Any]]) -> None:
     ]
     for label, values in series:
         ax.plot(sizes, values, marker="o", label=label, linestyle="--" if "floor" in label else "-")
+    for name in sorted({name for r in single for name in r.get("peers", {})}):
+        measured = [(r["memories"], r["peers"][name]) for r in single if "recall_ms" in r.get("peers", {}).get(name, {})]
+        if measured:
+            ax.plot([n for n, _ in measured], [p["recall_ms"]["p50"] for _, p in measured], marker="s", linestyle=":",
+                    label=f"{name} search p50")
+            ax.plot([n for n, _ in measured], [p["add_ms"]["p50"] for _, p in measured], marker="^", linestyle=":",
+                    label=f"{name} add p50")
     ax.set_xscale("log")
     ax.set_xlabel("memories of one user")
     ax.set_ylabel("latency (ms)")
@@ -229,6 +296,10 @@ def main() -> None:
     parser.add_argument("--configs", default="1000,10000,100000,100000:1000",
                         help="comma-separated N or N:USERS (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--peers", default="mem0,server-memory",
+                        help="peers measured on the same texts (comma-separated; '' for none; default: %(default)s)")
+    parser.add_argument("--peer-max", type=int, default=10_000,
+                        help="largest configuration the peers run (default: %(default)s)")
     parser.add_argument("--worker", choices=["library", "stdio"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--memories", type=int, help=argparse.SUPPRESS)
@@ -242,7 +313,10 @@ def main() -> None:
     for config in args.configs.split(","):
         n, _, users = config.partition(":")
         print(f"configuration: {int(n):,} memories, {int(users or 1):,} users", file=sys.stderr)
-        runs.append(run_config(int(n), int(users or 1), args.samples))
+        peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+        if unknown := set(peers) - set(PEER_RUNNERS):
+            parser.error(f"unknown peer(s) {sorted(unknown)}; known: {sorted(PEER_RUNNERS)}")
+        runs.append(run_config(int(n), int(users or 1), args.samples, peers, args.peer_max))
     write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]))
 
 

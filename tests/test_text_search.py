@@ -335,7 +335,7 @@ async def test_a_memory_is_found_by_text_through_the_date_it_became_true(memory:
     assert (await memory.get(may.id)).content == "Went to the support group"  # indexed, not stored in it
 
 
-async def test_context_finds_a_memory_by_words_it_does_not_contain_and_is_never_returned(
+async def test_context_finds_a_memory_by_words_it_does_not_contain_and_stays_apart_from_its_content(
     memory: HierarchicalMemory,
 ) -> None:
     swirl = await memory.add(
@@ -345,6 +345,7 @@ async def test_context_finds_a_memory_by_words_it_does_not_contain_and_is_never_
     found = await memory.text_search("which ice cream flavour did Nate make", user_id="eve")
     assert _ids(found) == [swirl.id]
     assert found[0].content == "Chocolate and vanilla swirl."
+    assert found[0].memory.context == "Nate: What flavour of ice cream did you make?"
     recalled = await memory.recall("ice cream flavour", user_id="eve", top_k=1)
     assert _ids(recalled) == [swirl.id] and recalled[0].content == "Chocolate and vanilla swirl."
 

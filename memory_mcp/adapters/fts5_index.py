@@ -73,9 +73,10 @@ def count_tokens(text: str) -> int:
 class Fts5TextIndex:
     """BM25 over the ``memories_fts`` table the schema's triggers maintain."""
 
-    def __init__(self, store: SQLiteMemoryStore, *, posting_cap: int = 5000):
+    def __init__(self, store: SQLiteMemoryStore, *, posting_cap: int = 5000, context_weight: float = 0.5):
         self._store = store
         self._cap = posting_cap
+        self._context_weight = context_weight
 
     async def search(
         self, query: str, user_key: int, count: int, allowed_sql: tuple[str, list[Any]] | None = None
@@ -88,21 +89,24 @@ class Fts5TextIndex:
             if n_docs == 0:
                 return []
             avgdl = max(n_tokens / n_docs, 1.0)
-            matched: dict[int, list[float]] = defaultdict(list)
+            # key -> (idf, how much the word counts there) for each query word the memory holds
+            matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
             for term in terms:
                 # A quoted string is a phrase of the tokenizer's tokens: never an operator.
                 phrase = '"' + term.replace('"', '""') + '"'
-                cursor = await db.execute(
-                    "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?",
-                    (f"owner : u{user_key} AND body : {phrase}", self._cap),
-                )
-                rows = await cursor.fetchall()
-                if not rows:
+                found: dict[int, float] = {}  # key -> how much the word counts in it
+                for column, weight in (("context", self._context_weight), ("body", 1.0)):
+                    cursor = await db.execute(
+                        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?",
+                        (f"owner : u{user_key} AND {column} : {phrase}", self._cap),
+                    )
+                    found.update((int(rowid), weight) for (rowid,) in await cursor.fetchall())
+                if not found:
                     continue
-                df = len(rows)
+                df = len(found)
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-                for (rowid,) in rows:
-                    matched[int(rowid)].append(idf)
+                for key, tf in found.items():
+                    matched[key].append((idf, tf))
             if not matched:
                 return []
             where, params = allowed_sql or ("1", [])
@@ -115,9 +119,11 @@ class Fts5TextIndex:
         scored = []
         for key, dl in lengths.items():
             norm = K1 * (1 - B + B * dl / avgdl)
-            # Each word counted once per memory (term frequency 1): memories are short statements.
-            score = sum(idf * (K1 + 1) / (1 + norm) for idf in matched[key])
+            # Each word counted once per memory (term frequency 1, or the context's weight when only
+            # the context holds it): memories are short statements. The length is the memory's own.
+            score = sum(idf * tf * (K1 + 1) / (tf + norm) for idf, tf in matched[key] if tf > 0)
             scored.append((key, score))
+        scored = [kv for kv in scored if kv[1] > 0]
         scored.sort(key=lambda kv: (-kv[1], -kv[0]))
         return scored[:count]
 

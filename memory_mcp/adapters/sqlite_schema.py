@@ -135,4 +135,48 @@ CREATE TRIGGER memories_au AFTER UPDATE ON memories BEGIN
 END;
 """
 
-MIGRATIONS: list[str] = [_V1]
+# A memory's context (text that situates it, such as the message it answers) gets its own column
+# and its own full-text column, so a match in the context can count for less than one in the
+# memory itself, and an export can carry it. Databases from V1 keep their contexts inside
+# search_text, where V1 put them.
+_V2 = """
+DROP TRIGGER memories_ai;
+DROP TRIGGER memories_ad;
+DROP TABLE memories_fts;
+DROP VIEW memories_text;
+
+ALTER TABLE memories ADD COLUMN context TEXT;          -- as given
+ALTER TABLE memories ADD COLUMN context_text TEXT;     -- as the text index stores it
+
+CREATE VIEW memories_text AS
+    SELECT key, search_text AS body, context_text AS context, 'u' || user_key AS owner FROM memories;
+
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+    body, context, owner,
+    content = 'memories_text', content_rowid = 'key',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts(rowid, body, context, owner)
+        VALUES (new.key, new.search_text, new.context_text, 'u' || new.user_key);
+    UPDATE users SET doc_count = doc_count + 1, token_total = token_total + new.n_tokens
+        WHERE user_key = new.user_key;
+    INSERT INTO changes(user_key, memory_key, memory_id, op)
+        VALUES (new.user_key, new.key, new.id, 'add');
+END;
+
+CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, body, context, owner)
+        VALUES ('delete', old.key, old.search_text, old.context_text, 'u' || old.user_key);
+    UPDATE users SET doc_count = doc_count - 1, token_total = token_total - old.n_tokens
+        WHERE user_key = old.user_key;
+    DELETE FROM recalls WHERE memory_key = old.key;
+    INSERT INTO changes(user_key, memory_key, memory_id, op)
+        VALUES (old.user_key, old.key, old.id, 'delete');
+END;
+
+INSERT INTO memories_fts(memories_fts) VALUES ('rebuild');
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]

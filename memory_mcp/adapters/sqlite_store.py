@@ -29,7 +29,7 @@ _COLUMNS = (
     "key", "id", "user_key", "session_id", "agent_id", "turn_id", "category", "content", "importance",
     "entity_refs", "metadata", "provenance", "created_at", "valid_from", "valid_until", "expires_at",
     "supersedes", "superseded_by", "origin_level", "origin_session_id", "origin_agent_id",
-    "origin_turn_id", "promoted_at", "reinforcement_count",
+    "origin_turn_id", "promoted_at", "reinforcement_count", "context",
 )
 _SELECT = (
     "SELECT " + ", ".join(f"m.{c}" for c in _COLUMNS) + ", m.embedding IS NOT NULL, u.user_id "
@@ -40,7 +40,7 @@ _SELECT = (
 def _row_to_memory(row: Sequence[Any]) -> tuple[int, Memory]:
     (key, mid, _uk, session_id, agent_id, turn_id, category, content, importance, entity_refs, metadata,
      provenance, created_at, valid_from, valid_until, expires_at, supersedes, superseded_by, origin_level,
-     o_session, o_agent, o_turn, promoted_at, reinforcement, embedded, user_id) = row
+     o_session, o_agent, o_turn, promoted_at, reinforcement, context, embedded, user_id) = row
     memory = Memory(
         id=mid, user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
         content=content, category=MemoryCategory(category), importance=importance,
@@ -50,7 +50,8 @@ def _row_to_memory(row: Sequence[Any]) -> tuple[int, Memory]:
         expires_at=utc_from_epoch(expires_at), supersedes=supersedes, superseded_by=superseded_by,
         origin_level=ScopeLevel(origin_level) if origin_level else None,
         origin_session_id=o_session, origin_agent_id=o_agent, origin_turn_id=o_turn,
-        promoted_at=utc_from_epoch(promoted_at), reinforcement_count=reinforcement, embedded=bool(embedded),
+        promoted_at=utc_from_epoch(promoted_at), reinforcement_count=reinforcement, context=context,
+        embedded=bool(embedded),
     )
     return key, memory
 

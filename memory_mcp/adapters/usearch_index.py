@@ -129,7 +129,9 @@ class UsearchVectorIndex:
                 await self._verify(user_key, part)
             else:
                 await self._catch_up(user_key, part)
-            if part.unsaved >= self._save_every:
+            # Saving writes the whole index, so a big one is saved less often: the cost of saves
+            # stays constant per change. What is unsaved is caught up from the change log on load.
+            if part.unsaved >= max(self._save_every, len(part.index) // 8):
                 await self._save(user_key, part)
             return part
 
@@ -225,10 +227,12 @@ class UsearchVectorIndex:
             raise ValueError(f"stored vectors have {vectors.shape[1]} dimensions, the index {self.ndim}")
 
     async def _save(self, user_key: int, part: _Partition) -> None:
-        """Write the index atomically and record it, unless a newer file is already recorded."""
-        data = bytes(part.index.save())
+        """Write the index atomically and record it, unless a newer file is already recorded.
+
+        usearch writes the file itself, in a worker thread: no copy of the index is held in memory
+        and the event loop goes on serving (this user's lock keeps the index unchanged meanwhile)."""
         file_name = f"u{user_key}-{part.seq}-{uuid.uuid4().hex[:8]}.usearch"
-        await asyncio.to_thread(self._write_atomically, self.directory / file_name, data)
+        size, crc = await asyncio.to_thread(self._write_atomically, part.index, self.directory / file_name)
         async with self._store.transaction() as db:
             previous = await self._store.scalar(
                 db, "SELECT file_name FROM vector_index_files WHERE user_key = ?", (user_key,)
@@ -241,8 +245,7 @@ class UsearchVectorIndex:
                 "model = excluded.model, dim = excluded.dim "
                 "WHERE excluded.seq >= vector_index_files.seq OR vector_index_files.model != excluded.model "
                 "OR vector_index_files.dim != excluded.dim",
-                (user_key, file_name, part.seq, len(part.index), zlib.crc32(data), len(data),
-                 self.model_name, self.ndim),
+                (user_key, file_name, part.seq, len(part.index), crc, size, self.model_name, self.ndim),
             )
             recorded = cursor.rowcount > 0
         if not recorded:  # another process saved a newer one meanwhile
@@ -253,12 +256,16 @@ class UsearchVectorIndex:
         part.unsaved = 0
 
     @staticmethod
-    def _write_atomically(path: Path, data: bytes) -> None:
+    def _write_atomically(index: Index, path: Path) -> tuple[int, int]:
+        """Save ``index`` to ``path`` durably (temporary file, fsync, rename); its size and CRC-32."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        index.save(str(tmp))
+        size, crc = 0, 0
+        with open(tmp, "rb+") as f:
+            while chunk := f.read(1 << 20):
+                size += len(chunk)
+                crc = zlib.crc32(chunk, crc)
             os.fsync(f.fileno())
         os.replace(tmp, path)
         try:  # make the rename itself durable
@@ -269,6 +276,7 @@ class UsearchVectorIndex:
                 os.close(fd)
         except OSError:
             pass
+        return size, crc
 
 
 def _unlink(path: Path) -> None:

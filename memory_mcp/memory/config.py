@@ -69,7 +69,9 @@ class MemoryConfig(BaseSettings):
     hnsw_ef_construction: int = Field(default=200, ge=1, description="HNSW expansion when adding.")
     hnsw_ef_search: int = Field(default=50, ge=1, description="HNSW expansion when searching.")
     index_save_every: int = Field(
-        default=1000, ge=1, description="Save a user's vector index after this many unsaved changes."
+        default=1000, ge=1,
+        description="Save a user's vector index after this many unsaved changes (or an eighth of its size, "
+        "if more).",
     )
 
     # Cache
@@ -97,8 +99,13 @@ class MemoryConfig(BaseSettings):
             "text_weight times BM25 relative to the query's best BM25; 'rrf' is reciprocal rank fusion."
         ),
     )
-    text_weight: float = Field(default=1.0, ge=0, description="Weight of full text in score fusion.")
+    text_weight: float = Field(default=0.7, ge=0, description="Weight of full text in score fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant (fusion='rrf').")
+    context_weight: float = Field(
+        default=0.5, ge=0, le=1,
+        description="How much a query word found only in a memory's context counts, against 1 for a word of the "
+        "memory itself.",
+    )
     importance_weight: float = Field(default=0.3, ge=0)
     recency_weight: float = Field(default=0.1, ge=0)
     recency_half_life_days: float = Field(default=30.0, gt=0)

@@ -155,7 +155,7 @@ class HierarchicalMemory:
             memory = cls(
                 config,
                 store,
-                text_index or Fts5TextIndex(store),
+                text_index or Fts5TextIndex(store, context_weight=config.context_weight),
                 embedder or make_embedder(config),
                 cache,
                 vector_index,
@@ -470,17 +470,49 @@ class HierarchicalMemory:
         The same rules apply as for one ``add`` at a time (duplicates, promotion, expiry); batching
         only makes the embedder do its work in bulk, which is what makes imports fast.
         """
+        batches = [[dict(item) for item in items[at : at + batch_size]] for at in range(0, len(items), batch_size)]
+        embed = not (self.config.background_embedding and not self.semantic_ready)
+        if embed:
+            await self.wait_until_ready()
+
+        def embedding(batch: list[dict[str, Any]]) -> asyncio.Future[Any] | None:
+            texts = [self._content(item.get("content")) for item in batch]
+            return asyncio.ensure_future(self.embedder.embed(texts)) if embed else None
+
         stored: list[Memory] = []
-        for start in range(0, len(items), batch_size):
-            batch = [dict(item) for item in items[start : start + batch_size]]
-            vectors: list[Vector | None] = [None] * len(batch)
-            if not (self.config.background_embedding and not self.semantic_ready):
-                await self.wait_until_ready()
-                texts = [self._content(item.get("content")) for item in batch]
-                vectors = list(await self.embedder.embed(texts))
-            for item, vector in zip(batch, vectors, strict=True):
-                stored.append(await self.add(**item, _vector=vector))
+        pending = embedding(batches[0]) if batches else None
+        try:
+            for number, batch in enumerate(batches):
+                vectors = list(await pending) if pending is not None else [None] * len(batch)
+                # The next batch embeds (in the embedder's thread) while this one is stored.
+                pending = embedding(batches[number + 1]) if number + 1 < len(batches) else None
+                for item, vector in zip(batch, vectors, strict=True):
+                    stored.append(await self.add(**item, _vector=vector))
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
         return stored
+
+    async def add_conversation(
+        self, turns: Sequence[Mapping[str, Any]], *, window: int = 2, **shared: Any
+    ) -> list[Memory]:
+        """Store each turn of a conversation (each a dict of :meth:`add`'s arguments, ``shared``
+        giving those common to all, such as ``user_id``) as one memory, in order.
+
+        A turn alone often means little ("Yes, twice last year!"), so each turn gets the ``window``
+        turns before and after it as its ``context``, unless it brings its own: full-text search
+        then finds it by what was being talked about, while it stays the turn as said.
+        """
+        window = _count(window, "window", 0, 50)
+        texts = [self._content(turn.get("content")) for turn in turns]
+        items = []
+        for i, turn in enumerate(turns):
+            item = {**shared, **turn}
+            around = texts[max(0, i - window) : i] + texts[i + 1 : i + 1 + window]
+            if "context" not in turn and around:
+                item["context"] = "\n".join(around)[: self.config.max_content_chars]
+            items.append(item)
+        return await self.add_many(items)
 
     remember = add  # the reference's convenience name for add
 
@@ -1447,13 +1479,17 @@ def _hash(content: str) -> str:
 def _text_columns(
     content: str, refs: list[str], valid_from: float, context: str | None = None
 ) -> dict[str, Any]:
-    """What full-text search indexes of a memory, and its length in tokens for BM25: its content,
-    entity refs, the caller's context if any, and the date it became true ('8 May 2023'), so that a
-    question naming a day, month or year finds what happened then."""
+    """What full-text search indexes of a memory: its content, entity refs and the date it became
+    true ('8 May 2023', so that a question naming a day, month or year finds what happened then),
+    with its length in tokens for BM25; and apart from these, the caller's context if any."""
     from ..adapters.fts5_index import count_tokens, date_words, searchable
 
-    text = searchable(" ".join([content, *refs, *([context] if context else []), date_words(valid_from)]))
-    return {"search_text": text, "n_tokens": max(1, count_tokens(text))}
+    text = searchable(" ".join([content, *refs, date_words(valid_from)]))
+    situation = None if context is None else searchable(context)
+    return {
+        "search_text": text, "n_tokens": max(1, count_tokens(text) + count_tokens(situation or "")),
+        "context": context, "context_text": situation,
+    }
 
 
 def _iso(epoch: float) -> str:

@@ -84,6 +84,7 @@ class Memory(BaseModel):
     promoted_at: datetime | None = None
     reinforcement_count: int = 0
     provenance: dict[str, Any] = Field(default_factory=dict)
+    context: str | None = None  # text that situates it (say, the message it answers): searched, not embedded
     embedded: bool = True
 
     @property

@@ -165,14 +165,14 @@ async def _restore(memory: HierarchicalMemory, db: Any, version: Memory, vector:
         "origin_session_id": version.origin_session_id, "origin_agent_id": version.origin_agent_id,
         "origin_turn_id": version.origin_turn_id, "promoted_at": epoch(version.promoted_at),
         "reinforcement_count": version.reinforcement_count,
-        **_text_columns(version.content, list(version.entity_refs), version.valid_from.timestamp()),
+        **_text_columns(version.content, list(version.entity_refs), version.valid_from.timestamp(), version.context),
         "embedding": None if vector is None else vector.tobytes(),
     })
 
 
 async def _add(memory: HierarchicalMemory, record: dict[str, Any]) -> None:
     allowed = {"content", "user_id", "session_id", "agent_id", "turn_id", "category", "importance",
-               "entity_refs", "metadata", "valid_from"}
+               "entity_refs", "metadata", "valid_from", "context"}
     unknown = sorted(set(record) - allowed)
     if unknown:
         raise TypeError(f"unknown field(s) {unknown} in a line without an id (allowed: {sorted(allowed)})")
