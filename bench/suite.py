@@ -185,11 +185,11 @@ def run_peer(name: str, *args: str) -> dict[str, Any]:
 # -- reporting ------------------------------------------------------------------------------------------
 
 
-def write_report(runs: list[dict[str, Any]], samples: int, command: str) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def write_report(runs: list[dict[str, Any]], samples: int, command: str, out: Path = OUT) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                "processor": _cpu_model()}
-    (OUT / "results.json").write_text(json.dumps({"machine": machine, "command": command, "runs": runs}, indent=1))
+    (out / "results.json").write_text(json.dumps({"machine": machine, "command": command, "runs": runs}, indent=1))
     rows = ["| memories (users) | embed 1 query p50 | library add p50 | library recall p50 / p99 | recall p50 ÷ embed | "
             "bulk import | ÷ batch embedding | stdio remember p50 | stdio recall p50 / p99 | first answer | "
             "tools/list | RSS library / server |",
@@ -241,8 +241,8 @@ def write_report(runs: list[dict[str, Any]], samples: int, command: str) -> None
         "measured in the same process as the row's figures; the machine is shared, so compare within a row.\n\n"
         + "\n".join(rows) + "\n" + peers_text
     )
-    (OUT / "speed.md").write_text(text)
-    _plot(runs)
+    (out / "speed.md").write_text(text)
+    _plot(runs, out)
     print(text)
 
 
@@ -253,7 +253,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _plot(runs: list[dict[str, Any]]) -> None:
+def _plot(runs: list[dict[str, Any]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,7 +288,7 @@ def _plot(runs: list[dict[str, Any]]) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT / "speed.png", dpi=120)
+    fig.savefig(out / "speed.png", dpi=120)
 
 
 def main() -> None:
@@ -300,6 +300,7 @@ def main() -> None:
                         help="peers measured on the same texts (comma-separated; '' for none; default: %(default)s)")
     parser.add_argument("--peer-max", type=int, default=10_000,
                         help="largest configuration the peers run (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the report goes (default: docs/benchmarks)")
     parser.add_argument("--worker", choices=["library", "stdio"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--memories", type=int, help=argparse.SUPPRESS)
@@ -317,7 +318,7 @@ def main() -> None:
         if unknown := set(peers) - set(PEER_RUNNERS):
             parser.error(f"unknown peer(s) {sorted(unknown)}; known: {sorted(PEER_RUNNERS)}")
         runs.append(run_config(int(n), int(users or 1), args.samples, peers, args.peer_max))
-    write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]))
+    write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]), args.out)
 
 
 if __name__ == "__main__":

@@ -360,3 +360,23 @@ async def test_bad_context_is_refused_and_stores_nothing(
     with pytest.raises(error, match="context"):
         await memory.add("Likes tea", user_id="eve", context=context)  # type: ignore[arg-type]
     assert await memory.get_all("eve") == []
+
+
+async def test_a_word_in_more_memories_than_the_cap_scores_its_newest_with_its_full_document_frequency(
+    memory: HierarchicalMemory,
+) -> None:
+    from memory_mcp.adapters.fts5_index import Fts5TextIndex
+
+    for i in range(6):
+        await memory.add(f"Kiwi number {i} on the shelf", user_id="kim")
+    await memory.add("Mango on the table", user_id="kim")
+    await memory.add("Kiwi but for bob", user_id="bob")
+    async with memory.store.reading() as db:
+        user_key = await memory.store.user_key(db, "kim")
+    assert user_key is not None
+    full = dict(await Fts5TextIndex(memory.store).search("kiwi shelf", user_key, 10))
+    capped = dict(await Fts5TextIndex(memory.store, posting_cap=3).search("kiwi shelf", user_key, 10))
+    assert len(full) == 6 and len(capped) == 3
+    # The newest three, scored exactly as without the cap (the word's frequency counts all six).
+    assert sorted(capped) == sorted(full)[-3:]
+    assert all(capped[k] == pytest.approx(full[k], rel=1e-12) for k in capped)

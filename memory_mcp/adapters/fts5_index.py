@@ -5,8 +5,9 @@ another user's memories would shift this user's ranking. Instead every MATCH is 
 user inside FTS5 (each row carries its owner as a token, ``u<user_key>``) and BM25 is computed here
 from that user's counts (kept by triggers in ``users``). Each query word is matched on its own and
 quoted, so no user text is ever parsed as FTS5 syntax: punctuation, quotes, ``AND``/``NOT``/``NEAR``,
-empty strings and any script are safe. Stopwords are dropped before the query reaches FTS5, and each
-word's posting list is read up to a cap, so a common word cannot make a query scan the whole table.
+empty strings and any script are safe. Stopwords are dropped before the query reaches FTS5, and of a
+word in more than ``posting_cap`` of the user's memories only the newest are scored (its document
+frequency still counts them all), so a common word cannot make a query score the whole table.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def count_tokens(text: str) -> int:
 class Fts5TextIndex:
     """BM25 over the ``memories_fts`` table the schema's triggers maintain."""
 
-    def __init__(self, store: SQLiteMemoryStore, *, posting_cap: int = 5000, context_weight: float = 0.5):
+    def __init__(self, store: SQLiteMemoryStore, *, posting_cap: int = 1000, context_weight: float = 0.5):
         self._store = store
         self._cap = posting_cap
         self._context_weight = context_weight
@@ -89,21 +90,35 @@ class Fts5TextIndex:
             if n_docs == 0:
                 return []
             avgdl = max(n_tokens / n_docs, 1.0)
+            # A user who holds every row needs no confining: FTS5 would intersect each word's
+            # postings with the owner token's, as long as the table (twice the time at 100k).
+            everyone = await self._store.scalar(db, "SELECT sum(doc_count) FROM users")
+            owner = "" if everyone == n_docs else f"owner : u{user_key} AND "
             # key -> (idf, how much the word counts there) for each query word the memory holds
             matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
             for term in terms:
                 # A quoted string is a phrase of the tokenizer's tokens: never an operator.
                 phrase = '"' + term.replace('"', '""') + '"'
                 found: dict[int, float] = {}  # key -> how much the word counts in it
+                capped = False
                 for column, weight in (("context", self._context_weight), ("body", 1.0)):
+                    # A word in very many of the user's memories tells them apart little: only its
+                    # newest ones are scored, which bounds the work of a query.
                     cursor = await db.execute(
-                        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?",
-                        (f"owner : u{user_key} AND {column} : {phrase}", self._cap),
+                        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+                        (f"{owner}{column} : {phrase}", self._cap),
                     )
-                    found.update((int(rowid), weight) for (rowid,) in await cursor.fetchall())
+                    rows = await cursor.fetchall()
+                    capped |= len(rows) == self._cap
+                    found.update((int(rowid), weight) for (rowid,) in rows)
                 if not found:
                     continue
                 df = len(found)
+                if capped:  # its weight still comes from every memory holding it (counting is cheap)
+                    df = await self._store.scalar(
+                        db, "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
+                        (f"{owner}{{body context}} : {phrase}",),
+                    )
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
                 for key, tf in found.items():
                     matched[key].append((idf, tf))
