@@ -16,21 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from workload import THINGS, query, sentence
+
 from memory_mcp import HierarchicalMemory, MemoryConfig
-
-SUBJECTS = ["The user", "Alice", "My manager", "The team", "Our client", "Bob", "The project", "Sarah"]
-VERBS = ["prefers", "dislikes", "is migrating to", "works on", "decided on", "asked about", "uses", "wants"]
-THINGS = [
-    "Python", "Go", "Rust", "PostgreSQL", "Kubernetes", "dark mode", "green tea", "remote work", "React",
-    "GraphQL", "hiking", "jazz", "Terraform", "the Berlin office", "vegan food", "TypeScript", "Redis",
-    "morning meetings", "code reviews", "the Apollo project", "espresso", "cycling", "Linux", "Figma",
-]
-DETAILS = ["since last spring", "for backend work", "on weekends", "because it is faster", "for the demo",
-           "after the outage", "at the new job", "for personal projects", "in 2024", "for the migration"]
-
-
-def sentence(rng: random.Random, i: int) -> str:
-    return f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(THINGS)} {rng.choice(DETAILS)} (note {i})"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -62,12 +50,12 @@ async def main(n: int, samples: int) -> None:
             await memory.add(sentence(rng, n + i), user_id="bench")
             adds.append(time.perf_counter() - t)
         for _ in range(samples):
-            query = f"what does {rng.choice(SUBJECTS)} think about {rng.choice(THINGS)}?"
+            asked = query(rng)
             t = time.perf_counter()
-            await memory.recall(query, user_id="bench", top_k=5)
+            await memory.recall(asked, user_id="bench", top_k=5)
             recalls.append(time.perf_counter() - t)
             t = time.perf_counter()
-            await memory.text_search(query, user_id="bench", top_k=5)
+            await memory.text_search(asked, user_id="bench", top_k=5)
             texts.append(time.perf_counter() - t)
         await memory.close()
     print(f"memories: {n}  samples: {samples}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,3 +92,22 @@ def load(
 def first_hit(ranked_dia_ids: list[list[str]], evidence: set[str]) -> int | None:
     """The rank (from 1) of the first result holding an evidence turn, None if none does."""
     return next((i for i, ids in enumerate(ranked_dia_ids, 1) if set(ids) & evidence), None)
+
+
+class RecallTally:
+    """How many questions had an evidence turn among the first k results, overall and per category."""
+
+    def __init__(self) -> None:
+        self.hits: dict[int | str, dict[int, int]] = defaultdict(lambda: dict.fromkeys(KS, 0))
+        self.counts: dict[int | str, int] = defaultdict(int)
+        self.latencies: list[float] = []  # seconds, one per question
+
+    def add(self, category: int, rank: int | None) -> None:
+        for group in ("all", category):
+            self.counts[group] += 1
+            for k in KS:
+                if rank is not None and rank <= k:
+                    self.hits[group][k] += 1
+
+    def recall_at(self, group: int | str, k: int) -> float:
+        return self.hits[group][k] / self.counts[group] if self.counts[group] else float("nan")

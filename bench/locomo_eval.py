@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from memory_mcp import HierarchicalMemory, MemoryConfig
 from memory_mcp.server import ServerSettings, build_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from locomo_data import CATEGORIES, CATEGORY_NAMES, KS, Conversation, first_hit, load  # noqa: E402
+from locomo_data import CATEGORIES, CATEGORY_NAMES, KS, Conversation, RecallTally, first_hit, load  # noqa: E402
 from suite import run_peer  # noqa: E402
 
 
@@ -60,25 +59,6 @@ def sessions_of(conv: Conversation) -> list[list[dict[str, Any]]]:
             "metadata": {"dia_id": turn.dia_id, "session": turn.session},
         })
     return list(sessions.values())
-
-
-@dataclass
-class ModeResult:
-    hits: dict[int | str, dict[int, int]] = field(
-        default_factory=lambda: defaultdict(lambda: dict.fromkeys(KS, 0))
-    )
-    counts: dict[int | str, int] = field(default_factory=lambda: defaultdict(int))
-    latencies: list[float] = field(default_factory=list)
-
-    def add(self, category: int, rank: int | None) -> None:
-        for group in ("all", category):
-            self.counts[group] += 1
-            for k in KS:
-                if rank is not None and rank <= k:
-                    self.hits[group][k] += 1
-
-    def recall_at(self, group: int | str, k: int) -> float:
-        return self.hits[group][k] / self.counts[group] if self.counts[group] else float("nan")
 
 
 async def store(
@@ -121,12 +101,12 @@ async def store(
 async def ask(
     db_path: Path, conversations: list[Conversation], modes: list[str], dia_of: dict[str, list[str]],
     misses: list[dict[str, Any]] | None,
-) -> dict[str, ModeResult]:
+) -> dict[str, RecallTally]:
     """Every question through the MCP server's recall tool, once per mode."""
     from mcp import Client
 
     server = build_server(ServerSettings(db_path=db_path, user_id="locomo-eval"))
-    results = {mode: ModeResult() for mode in modes}
+    results = {mode: RecallTally() for mode in modes}
     async with Client(server) as client:
         deadline = time.monotonic() + 300
         while True:  # the server loads the embedding model in the background
@@ -160,7 +140,7 @@ async def ask(
     return results
 
 
-def plot(path: Path, modes: list[str], results: dict[str, ModeResult], peers: dict[str, dict[str, Any]]) -> None:
+def plot(path: Path, modes: list[str], results: dict[str, RecallTally], peers: dict[str, dict[str, Any]]) -> None:
     """Recall@1/5/10 of each mode and each peer, as grouped bars."""
     import matplotlib
 
@@ -205,7 +185,7 @@ def _code_version() -> str:
 
 
 def report(
-    data: Path, modes: list[str], stored: dict[str, Any], results: dict[str, ModeResult],
+    data: Path, modes: list[str], stored: dict[str, Any], results: dict[str, RecallTally],
     skipped: dict[str, int], n_conversations: int, captions: bool, duplicate_similarity: float, context: str,
     peers: dict[str, dict[str, Any]],
 ) -> str:

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,26 +28,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from core_latency import SUBJECTS, THINGS, sentence  # noqa: E402
+from workload import pcts, query, rss_mb, sentence  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks"
-
-
-def pcts(values: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(values, n=100)
-    return {"p50": statistics.median(values) * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000}
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def query(rng: random.Random) -> str:
-    return f"what does {rng.choice(SUBJECTS)} think about {rng.choice(THINGS)}?"
 
 
 # -- one configuration, in its own process ------------------------------------------------------------

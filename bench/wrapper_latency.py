@@ -23,8 +23,9 @@ from pathlib import Path
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from core_latency import THINGS, report, sentence  # noqa: E402
+from core_latency import report  # noqa: E402
 from fake_openai import FakeOpenAIServer  # noqa: E402
+from workload import THINGS, sentence  # noqa: E402
 
 from memory_mcp import MemoryConfig, SyncHierarchicalMemory, with_memory  # noqa: E402
 

@@ -1,59 +1,29 @@
-"""What the peers' runners share: the suite's data generators, percentiles, RSS and LoCoMo tallies.
+"""What the peers' runners share: the suite's texts in the suite's order, LoCoMo tallies, machine info.
 
 Standard library only, so that it loads both in the peers' venv (Mem0) and in the project's venv
-(server-memory). The memories and queries are the suite's own: ``sentence`` and the word lists come
-from ``bench/core_latency.py``, read from its source (importing it would import memory_mcp, which the
-peers' venv does not have), and the random generator is consumed in the same order as
-``bench/suite.py``'s library measurement, so every system stores and is asked exactly the same texts.
+(server-memory). The memories and queries are the suite's own (``bench/workload.py``), drawn from the
+random generator in the same order as ``bench/suite.py``'s library measurement, so every system
+stores and is asked exactly the same texts.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import random
 import statistics
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BENCH))
 
-from locomo_data import CATEGORIES, KS, first_hit, load  # noqa: E402
+from locomo_data import CATEGORIES, KS, RecallTally, first_hit, load  # noqa: E402
+from workload import pcts, query, rss_mb, sentence  # noqa: E402
 
-__all__ = ["CATEGORIES", "KS", "first_hit", "load"]
-
-
-def _core_latency_generators() -> dict[str, Any]:
-    """``SUBJECTS``, ``VERBS``, ``THINGS``, ``DETAILS`` and ``sentence`` from core_latency.py's source."""
-    source = (BENCH / "core_latency.py").read_text(encoding="utf-8")
-    wanted = {"SUBJECTS", "VERBS", "THINGS", "DETAILS", "sentence"}
-    body = [
-        node for node in ast.parse(source).body
-        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) in wanted for t in node.targets))
-        or (isinstance(node, ast.FunctionDef) and node.name in wanted)
-    ]
-    namespace: dict[str, Any] = {"random": random}
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(BENCH / "core_latency.py"), "exec"), namespace)
-    missing = wanted - namespace.keys()
-    if missing:
-        raise RuntimeError(f"bench/core_latency.py no longer defines {sorted(missing)}")
-    return namespace
-
-
-_GEN = _core_latency_generators()
-SUBJECTS: list[str] = _GEN["SUBJECTS"]
-THINGS: list[str] = _GEN["THINGS"]
-sentence: Callable[[random.Random, int], str] = _GEN["sentence"]
-
-
-def query(rng: random.Random) -> str:  # as bench/suite.py
-    return f"what does {rng.choice(SUBJECTS)} think about {rng.choice(THINGS)}?"
+__all__ = ["CATEGORIES", "KS", "RecallTally", "first_hit", "load", "pcts", "query", "rss_mb", "sentence"]
 
 
 class SpeedData:
@@ -72,21 +42,6 @@ class SpeedData:
         floor_query = query(self.rng)
         text = sentence(self.rng, self.n + i)
         return user, floor_query, text, query(self.rng)
-
-
-def pcts(values: list[float]) -> dict[str, float]:
-    """p50/p95/p99 in milliseconds, of values in seconds (as bench/suite.py)."""
-    if len(values) < 2:
-        return {"p50": values[0] * 1000, "p95": values[0] * 1000, "p99": values[0] * 1000}
-    q = statistics.quantiles(values, n=100)
-    return {"p50": statistics.median(values) * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000}
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def process_start_wall(pid: int | str = "self") -> float:
@@ -111,33 +66,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
-class Tally:
-    """Recall@k overall and per category, as bench/locomo_eval.py's ModeResult."""
+def summary(tally: RecallTally) -> dict[str, Any]:
+    """The tally as the runners report it (a category without questions is left out)."""
 
-    def __init__(self) -> None:
-        self.hits: dict[Any, dict[int, int]] = defaultdict(lambda: dict.fromkeys(KS, 0))
-        self.counts: dict[Any, int] = defaultdict(int)
-        self.latencies: list[float] = []
+    def at(group: int | str) -> dict[str, float]:
+        return {str(k): tally.recall_at(group, k) for k in KS}
 
-    def add(self, category: int, rank: int | None) -> None:
-        for group in ("all", category):
-            self.counts[group] += 1
-            for k in KS:
-                if rank is not None and rank <= k:
-                    self.hits[group][k] += 1
-
-    def recall_at(self, group: Any) -> dict[str, float | None]:
-        n = self.counts[group]
-        return {str(k): (self.hits[group][k] / n if n else None) for k in KS}
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "overall": self.recall_at("all"),
-            "per_category": {str(c): {"n": self.counts[c], **self.recall_at(c)} for c in CATEGORIES
-                             if self.counts[c]},  # a category without questions is left out
-            "latency_ms": {"p50": statistics.median(self.latencies) * 1000,
-                           "p95": pcts(self.latencies)["p95"], "n": len(self.latencies)},
-        }
+    return {
+        "overall": at("all"),
+        "per_category": {str(c): {"n": tally.counts[c], **at(c)} for c in CATEGORIES if tally.counts[c]},
+        "latency_ms": {"p50": statistics.median(tally.latencies) * 1000,
+                       "p95": pcts(tally.latencies)["p95"], "n": len(tally.latencies)},
+    }
 
 
 def machine() -> dict[str, Any]:

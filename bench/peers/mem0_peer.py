@@ -50,8 +50,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     KS,
+    RecallTally,
     SpeedData,
-    Tally,
     emit,
     first_hit,
     load,
@@ -60,6 +60,7 @@ from common import (  # noqa: E402
     pcts,
     process_start_wall,
     rss_mb,
+    summary,
 )
 
 DUMMY_LLM = {"provider": "openai", "config": {
@@ -195,7 +196,7 @@ def locomo(data_path: Path, limit: int | None, per_conversation: bool) -> dict[s
             turns += 1
         log(f"  stored {conv.user_id}: {len(conv.turns)} turns")
     store_s = time.perf_counter() - t
-    tally, short = Tally(), 0
+    tally, short = RecallTally(), 0
     for conv in conversations:
         memory = stores[conv.user_id]
         for qa in conv.questions:
@@ -205,13 +206,13 @@ def locomo(data_path: Path, limit: int | None, per_conversation: bool) -> dict[s
             short += len(found) < max(KS)
             ranked = [[(hit.get("metadata") or {}).get("dia_id", "?")] for hit in found]
             tally.add(qa["category"], first_hit(ranked, qa["evidence"]))
-    summary = tally.summary()
+    result = summary(tally)
     return {
         "system": "mem0", "version": versions()["mem0ai"], "versions": versions(), "data": data_path.name,
-        "overall": summary["overall"], "per_category": summary["per_category"],
+        "overall": result["overall"], "per_category": result["per_category"],
         "counts": {"conversations": len(conversations), "turns": turns, "questions": tally.counts["all"],
                    "skipped": skipped, f"searches_under_{max(KS)}_results": short},
-        "latency_ms": summary["latency_ms"], "store_s": store_s, "store_per_s": turns / store_s,
+        "latency_ms": result["latency_ms"], "store_s": store_s, "store_per_s": turns / store_s,
         "open_s": None if per_conversation else open_s,  # per conversation, each store's open is in store_s
         "stores": "one per conversation" if per_conversation else "one shared",
         "network": NETWORK,

@@ -29,8 +29,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     KS,
+    RecallTally,
     SpeedData,
-    Tally,
     children,
     emit,
     first_hit,
@@ -39,6 +39,7 @@ from common import (  # noqa: E402
     machine,
     pcts,
     rss_mb,
+    summary,
 )
 
 PACKAGE = Path(__file__).resolve().parent / "node" / "node_modules" / "@modelcontextprotocol/server-memory"
@@ -149,7 +150,7 @@ async def speed(n: int, users: int, samples: int, batch: int, tmp: Path) -> dict
 
 async def locomo(data_path: Path, limit: int | None, batch: int, tmp: Path) -> dict[str, Any]:
     conversations, skipped = load(data_path, limit)
-    tally = Tally()
+    tally = RecallTally()
     store_s, turns, answered, returned = 0.0, 0, 0, []
     for number, conv in enumerate(conversations):
         # One graph file (one server) per conversation: the server has no users, a file is a user.
@@ -169,14 +170,14 @@ async def locomo(data_path: Path, limit: int | None, batch: int, tmp: Path) -> d
                 ranked = [[e["name"]] for e in found[: max(KS)]]
                 tally.add(qa["category"], first_hit(ranked, qa["evidence"]))
         log(f"  {conv.user_id}: {len(conv.turns)} turns, {len(conv.questions)} questions")
-    summary = tally.summary()
+    result = summary(tally)
     return {
         "system": "server-memory", "version": version(), "data": data_path.name,
-        "overall": summary["overall"], "per_category": summary["per_category"],
+        "overall": result["overall"], "per_category": result["per_category"],
         "counts": {"conversations": len(conversations), "turns": turns, "questions": tally.counts["all"],
                    "skipped": skipped, "questions_with_any_result": answered,
                    "results_per_question_max": max(returned) if returned else 0},
-        "latency_ms": summary["latency_ms"], "store_s": store_s, "store_per_s": turns / store_s,
+        "latency_ms": result["latency_ms"], "store_s": store_s, "store_per_s": turns / store_s,
         "notes": NOTES + " Each turn is one entity (name = its dia_id, entityType \"memory\", "
         f"observations = [\"Speaker: text\"]), stored with create_entities, {batch} per call, one graph "
         "file and server per conversation; the session time has no place in the graph and is not stored. "
