@@ -588,3 +588,19 @@ async def test_a_paraphrase_naming_the_same_things_is_still_one_fact(memory: Hie
     a = await memory.add("The user prefers Python for backend work", user_id="u")
     b = await memory.add("The user prefers Python for backend work.", user_id="u", session_id="s")
     assert b.id == a.id and b.reinforcement_count == 1
+
+
+async def test_promotion_by_recall_does_not_absorb_a_near_twin_that_names_another_number(
+    memory: HierarchicalMemory, embedder: LocalEmbedder
+) -> None:
+    """The duplicate rule is one rule: a near twin naming another number is another fact, also when
+    a memory climbs by use and sweeps its new subtree."""
+    first, second = "The gym locker code of the user is 4821", "The gym locker code of the user is 9034"
+    assert await cosine(embedder, first, second) >= memory.config.duplicate_similarity
+    in_s1 = await memory.add(first, user_id="alice", importance=LOW, **S1)
+    in_s2 = await memory.add(second, user_id="alice", importance=LOW, session_id="s2")
+    for agent in ("a1", "a2", "a3"):
+        await recalled_ids(memory, "locker code", session_id="s1", agent_id=agent)
+    assert (await memory.get(in_s1.id)).scope_level == ScopeLevel.USER
+    assert (await memory.get(in_s2.id)).is_current
+    assert set(await recalled_ids(memory, "locker code", session_id="s2")) == {in_s1.id, in_s2.id}

@@ -390,7 +390,8 @@ class HierarchicalMemory:
 
         ``context`` is text that situates the memory without being part of it, such as the message
         it answers ("What flavour did you make?" for "Chocolate and vanilla swirl."). Full-text
-        search finds the memory by its words too; it is neither embedded nor returned.
+        search finds the memory by its words too (each counting ``context_weight`` of one of the
+        memory's own); it is not embedded, and the memory carries it as ``context``.
 
         If the same fact is already current on the position's path (or just below it), that memory
         is reinforced and returned instead of storing a second one. High importance promotes the
@@ -1053,16 +1054,20 @@ class HierarchicalMemory:
         elif near:
             allowed = await self._allowed(near, scope)
             near = [k for k in near if k in allowed]
-        if not near:
+        return await self._saying_the_same(near, content)
+
+    async def _saying_the_same(self, keys: list[int], content: str) -> list[int]:
+        """Those of these near twins of ``content`` that name the same numbers and names: "locker
+        code 4821" and "locker code 9034" embed almost alike but are different facts."""
+        if not keys:
             return []
-        # "Locker code 4821" and "locker code 9034" embed almost alike but are different facts.
         async with self.store.reading() as db:
             cursor = await db.execute(
-                "SELECT key, content FROM memories WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(near)]
+                "SELECT key, content FROM memories WHERE key IN (SELECT value FROM json_each(?))", [json.dumps(keys)]
             )
             contents = {int(k): str(c) for k, c in await cursor.fetchall()}
         mine = _specifics(content)
-        return [k for k in near if k in contents and _specifics(contents[k]) == mine]
+        return [k for k in keys if k in contents and _specifics(contents[k]) == mine]
 
     async def _allowed(self, keys: list[int], where: tuple[str, list[Any]]) -> set[int]:
         """Which of these memory keys pass the filter."""
@@ -1192,16 +1197,20 @@ class HierarchicalMemory:
     async def _absorb_below(self, user_key: int, key: int, at: Position) -> None:
         """After a promotion by use: absorb what the memory's new subtree holds of the same fact."""
         async with self.store.reading() as db:
-            digest = await self.store.scalar(db, "SELECT content_hash FROM memories WHERE key = ?", (key,))
+            row = await (
+                await db.execute("SELECT content_hash, content FROM memories WHERE key = ?", (key,))
+            ).fetchone()
             blobs = await self.store.embeddings(db, [key])
-        if digest is None:
+        if row is None:
             return
+        digest, content = row
         similar: list[int] = []
         if blobs and self._vector_index is not None:
             vector = np.frombuffer(blobs[0][1], dtype=np.float32)
             below = self._where(_filter_at(at, all_levels=True), user_key, time.time())
             found = await self._vector_candidates(vector, user_key, below, 8)
-            similar = [k for k, s in found if k != key and s >= self.config.duplicate_similarity]
+            near = [k for k, s in found if k != key and s >= self.config.duplicate_similarity]
+            similar = await self._saying_the_same(near, str(content))
         async with self.store.transaction() as db:
             await self._absorb(db, user_key, key, at, str(digest), similar, time.time())
 
