@@ -33,7 +33,6 @@ from .memory import (
     VectorFilter,
     VectorIndex,
 )
-
 from .wrapper import MemoryClient, with_memory
 
 __version__ = "0.1.0"

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _reindex(settings: Any) -> dict[str, int]:
-    from .memory.core import HierarchicalMemory
+    from .memory.engine import HierarchicalMemory
 
     memory = await HierarchicalMemory.create(settings, reembed=True)
     try:

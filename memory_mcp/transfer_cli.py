@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from .memory.core import HierarchicalMemory
+from .memory.engine import HierarchicalMemory
 
 
 def _bar(total: int | None, unit: str) -> tqdm:

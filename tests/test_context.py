@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from memory_mcp import HierarchicalMemory, InvalidArgumentError
-from memory_mcp.adapters.sqlite_schema import MIGRATIONS
-from memory_mcp.adapters.sqlite_store import _split_sql
+from memory_mcp.adapters.sqlite.schema import MIGRATIONS, split_sql
 
 
 def _ids(results: list[Any]) -> list[str]:
@@ -133,7 +132,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_contexts_searchabl
 ) -> None:
     # Schema version 1 kept a memory's context inside search_text.
     with sqlite3.connect(db_path) as db:
-        for statement in _split_sql(MIGRATIONS[0]):
+        for statement in split_sql(MIGRATIONS[0]):
             db.execute(statement)
         db.execute("PRAGMA user_version = 1")
         db.execute("INSERT INTO users(user_id) VALUES ('u')")

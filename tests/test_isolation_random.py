@@ -1,8 +1,8 @@
 """Randomized cross-user isolation: many users whose memories deliberately overlap, every read path
 asked from every user, zero leaks allowed.
 
-DESIGN.md: "Isolation is enforced at the storage and index layers, not only by filters in Python: no
-query path can return, count, or rank using another user's memories." This file tries to break that
+docs/design.md ("Scopes and visibility"): users are kept apart in storage and indexes, not only in
+filters, so no query path can return, count, or rank using another user's memories. This file tries to break that
 with a seeded random workload (``SEED``; set ``MEMORY_MCP_ISOLATION_SEED`` to try another one):
 
 * Users whose ids are near each other (``alice``/``Alice``/``ALICE``/``alice ``, ``1``/``01``,
@@ -17,7 +17,7 @@ with a seeded random workload (``SEED``; set ``MEMORY_MCP_ISOLATION_SEED`` to tr
   promoted at once), supersessions, single and whole-chain deletions, ``clear`` of a session,
   reinforcing re-adds, retries with idempotency keys (the same keys for every user), and the turn
   expiry that a later turn triggers. Everything is mirrored in a small model (``World``) that is
-  written from DESIGN.md, not from the code, and that says what each user must see and count.
+  written from docs/design.md, not from the code, and that says what each user must see and count.
 
 Then, from every user: recall (hybrid, semantic, text; random filters and positions), search,
 text_search, query/get_all, get/get_history by every kind of foreign id (must be "not found"),
@@ -202,7 +202,7 @@ async def open_engine(path: Path, embedder: CachingEmbedder, **overrides: Any) -
     return await HierarchicalMemory.create(config, embedder=embedder)  # type: ignore[arg-type]
 
 
-# -- the model: what each user has stored, from DESIGN.md ----------------------------------------------
+# -- the model: what each user has stored, from docs/design.md ----------------------------------------------
 
 Pos = tuple[str | None, str | None, str | None]
 THRESHOLDS = {"turn": 0.6, "agent": 0.7, "session": 0.85}  # MemoryConfig's promote_* defaults
@@ -932,16 +932,19 @@ async def compare_ranking(
                     abs(x - y) > 1e-5 for (_, x), (_, y) in zip(sa, sb, strict=True)):
                 tally.leak(f"search {where} for {user!r}: semantic ranking differs:\n   {sa}\n   {sb}")
             # Hybrid: the same order, up to near-ties that the seconds between the runs may swap
-            # (recency decays with the age of a version written 'now').
+            # (recency decays with the age of a version written 'now': the single-user database is
+            # written up to a minute after the shared one, which moves a score by up to ~1e-6 of
+            # itself; another user's memories in the statistics would move it by far more).
             a = await main.recall(query, user, *pos, top_k=1000, **f)
             b = await fresh.recall(query, user, *pos, top_k=1000, **f)
             owned(tally, db, user, results_ids(a), "recall/hybrid")
             tally.ranking_comparisons += 1
             ha, hb = dict(_ranked(a, "score")), dict(_ranked(b, "score"))
             order_a, order_b = [x for x, _ in _ranked(a, "score")], [x for x, _ in _ranked(b, "score")]
-            close = set(ha) == set(hb) and all(abs(ha[k] - hb[k]) <= 1e-6 for k in ha)
+            tolerance = 1e-5
+            close = set(ha) == set(hb) and all(abs(ha[k] - hb[k]) <= tolerance for k in ha)
             misordered = close and order_a != order_b and any(
-                ha[order_b[i]] < ha[order_b[i + 1]] - 1e-6 for i in range(len(order_b) - 1))
+                ha[order_b[i]] < ha[order_b[i + 1]] - tolerance for i in range(len(order_b) - 1))
             if not close or misordered:
                 tally.leak(f"recall {where} for {user!r}: hybrid ranking differs:\n   {_ranked(a, 'score')}\n"
                            f"   {_ranked(b, 'score')}")

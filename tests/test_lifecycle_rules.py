@@ -1,7 +1,8 @@
 """The lifecycle rules of a memory: TURN expiry, duplicates (reinforcement), and bubbling (promotion).
 
-Rules under test (DESIGN.md, "Scopes and visibility", "Time and versions", "Bubbling"; the docstring
-of memory_mcp/memory/core.py):
+Rules under test (docs/design.md, "Scopes and visibility", "Time and versions", "Duplicates and
+reinforcement", "Promotion (bubbling)"; the docstrings of memory_mcp/memory/promotion.py and
+duplicates.py):
 
 * TURN memories expire after ``turn_ttl_s``, and as soon as a later turn of the same session writes a
   memory; expired ones are never recalled, but ``include_expired=True`` still lists them.

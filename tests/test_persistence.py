@@ -225,7 +225,7 @@ async def test_reopened_database_keeps_memories_chains_and_search_and_loads_the_
     engine = await open_memory()
     try:
         assert await _top_id(engine, FACTS["allergy"][1]) == facts["allergy"].id
-        assert engine._vector_index.rebuilds == 0  # loaded from <db>.vectors/, not rebuilt
+        assert engine.vector_index.rebuilds == 0  # loaded from <db>.vectors/, not rebuilt
 
         current = await engine.query(MemoryFilter(user_id="alice"))
         assert sorted(m.content for m in current) == sorted(
@@ -242,7 +242,7 @@ async def test_reopened_database_keeps_memories_chains_and_search_and_loads_the_
         everything = await engine.search("occupation and career", user_id="alice", top_k=10)
         assert old_job.id not in [r.memory.id for r in everything]
         assert len(everything) == len(FACTS)
-        assert engine._vector_index.rebuilds == 0
+        assert engine.vector_index.rebuilds == 0
     finally:
         await engine.close()
 
@@ -284,7 +284,7 @@ async def test_missing_or_damaged_index_file_is_rebuilt_with_a_warning_and_searc
     try:
         with caplog.at_level(logging.WARNING, logger=INDEX_LOGGER):
             assert await _top_id(engine, FACTS["music"][1]) == facts["music"].id
-        assert engine._vector_index.rebuilds == 1
+        assert engine.vector_index.rebuilds == 1
         warnings = [r for r in caplog.records if r.name == INDEX_LOGGER and r.levelno == logging.WARNING]
         assert warnings and "rebuilt" in warnings[0].getMessage()
         for name in FACTS:
@@ -296,7 +296,7 @@ async def test_missing_or_damaged_index_file_is_rebuilt_with_a_warning_and_searc
     engine = await open_memory()
     try:
         assert await _top_id(engine, FACTS["trip"][1]) == facts["trip"].id
-        assert engine._vector_index.rebuilds == 0
+        assert engine.vector_index.rebuilds == 0
     finally:
         await engine.close()
 
@@ -330,7 +330,7 @@ async def test_stale_index_file_put_back_after_later_writes_is_caught_up_or_rebu
     engine = await open_memory()
     try:
         assert await _top_id(engine, FACTS["music"][1]) == later["music"].id
-        assert engine._vector_index.rebuilds in (0, 1)
+        assert engine.vector_index.rebuilds in (0, 1)
         assert await _top_id(engine, FACTS["job"][1]) == later["job"].id
         assert await _top_id(engine, FACTS["allergy"][1]) == first["allergy"].id
         everything = await engine.search("anything at all", user_id="alice", top_k=10)
@@ -338,7 +338,7 @@ async def test_stale_index_file_put_back_after_later_writes_is_caught_up_or_rebu
             [first["allergy"].id, later["music"].id, later["job"].id]
         )
         # the index itself no longer holds the deleted memory's vector
-        assert await engine._vector_index.size(_user_key(db_path, "alice")) == 3
+        assert await engine.vector_index.size(_user_key(db_path, "alice")) == 3
     finally:
         await engine.close()
 
@@ -419,7 +419,7 @@ async def test_delete_by_one_engine_removes_the_memory_from_the_others_results(
     assert facts["car"].id not in [m.id for m in await b.query(MemoryFilter(user_id="alice"))]
     with pytest.raises(MemoryNotFoundError):
         await b.get(facts["car"].id)
-    assert await b._vector_index.size(_user_key(b.store.db_path, "alice")) == 2
+    assert await b.vector_index.size(_user_key(b.store.location, "alice")) == 2
 
 
 async def test_clear_by_one_engine_empties_the_others_view(
@@ -514,7 +514,7 @@ async def test_index_saved_by_two_engines_is_loaded_without_rebuild_when_reopene
     try:
         for name in facts:
             assert await _top_id(engine, FACTS[name][1]) == facts[name].id, name
-        assert engine._vector_index.rebuilds == 0
+        assert engine.vector_index.rebuilds == 0
     finally:
         await engine.close()
 
@@ -546,7 +546,7 @@ async def test_memory_written_by_another_process_is_found_by_this_processs_next_
     try:
         facts = await _add_facts(engine, ["allergy", "car"])
         assert await _top_id(engine, FACTS["car"][1]) == facts["car"].id  # alice's index is loaded here
-        rebuilds = engine._vector_index.rebuilds
+        rebuilds = engine.vector_index.rebuilds
 
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-c", _CHILD, str(db_path), how,
@@ -560,14 +560,14 @@ async def test_memory_written_by_another_process_is_found_by_this_processs_next_
         assert await _top_id(engine, "beekeeping hobby and honey") == bees_id
         assert [r.memory.id for r in await engine.text_search("bees", user_id="alice")] == [bees_id]
         assert (await engine.get(bees_id)).embedded
-        assert engine._vector_index.rebuilds == rebuilds  # caught up from the change log
+        assert engine.vector_index.rebuilds == rebuilds  # caught up from the change log
     finally:
         await engine.close()
 
     engine = await open_memory()
     try:
         assert await _top_id(engine, "beekeeping hobby and honey") == bees_id
-        assert engine._vector_index.rebuilds == 0
+        assert engine.vector_index.rebuilds == 0
     finally:
         await engine.close()
 
@@ -601,7 +601,7 @@ async def test_database_refuses_an_embedder_of_another_model_or_dimension_and_st
     engine = await open_memory()  # the right embedder still opens it, index untouched
     try:
         assert await _top_id(engine, FACTS["allergy"][1]) == allergy.id
-        assert engine._vector_index.rebuilds == 0
+        assert engine.vector_index.rebuilds == 0
     finally:
         await engine.close()
 

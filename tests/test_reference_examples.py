@@ -1,4 +1,4 @@
-"""The examples of the reference documentation, run as written (in spirit) against the real engine."""
+"""The usage examples memory_mcp documents, run as written (in spirit) against the real engine."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Scope visibility: what a call made from a position (user, session, agent, turn) can see.
 
-The rule (DESIGN.md, "Scopes and visibility"): a position sees the memories on its path upward — the
+The rule (docs/design.md, "Scopes and visibility"): a position sees the memories on its path upward — the
 user's USER memories, that session's SESSION memories, that agent's AGENT memories in that session and
 that turn's TURN memories — never another session's, agent's or turn's, and never anything of another
 user. ``get_all`` / ``all_levels=True`` return the subtree below a position instead.

@@ -23,7 +23,7 @@ from mcp import Client, MCPError
 from support import client_session
 
 from memory_mcp.extraction.template import EXTRACTION_INSTRUCTION
-from memory_mcp.memory.core import HierarchicalMemory
+from memory_mcp.memory.engine import HierarchicalMemory
 from memory_mcp.server import ServerSettings, build_server
 
 TOOLS = {"remember", "recall", "search", "supersede", "history", "forget", "list_memories", "memory_stats"}

@@ -1,4 +1,4 @@
-"""Stateful property tests: random sequences of calls against a pure-Python model of DESIGN.md.
+"""Stateful property tests: random sequences of calls against a pure-Python model of docs/design.md.
 
 Hypothesis drives the real engine (a fresh SQLite file per sequence, the real usearch index, FTS5,
 and the session's MiniLM model, loaded once) through ``SyncHierarchicalMemory`` with random

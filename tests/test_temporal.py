@@ -1,4 +1,4 @@
-"""Time and versions (DESIGN.md, "Time and versions" and "What clients can count on").
+"""Time and versions (docs/design.md, "Time and versions", "Idempotency" and "Provenance").
 
 Every test runs against the real engine (SQLite, usearch, FTS5, MiniLM). Points in time are taken
 from the memories the engine returns (``valid_from`` / ``valid_until``), never from the test's own

@@ -46,7 +46,7 @@ async def corpus(memory: HierarchicalMemory) -> AsyncIterator[Corpus]:
     assert len(set(ids.values())) == len(ALICE)  # nothing merged as a duplicate
     bob_id = (await memory.add(BOB, user_id="bob")).id
     async with memory.store.reading() as db:
-        bob_key = await memory.store.user_key(db, "bob")
+        bob_key = await db.user_key("bob")
     assert bob_key is not None
     yield Corpus(memory, ids, bob_id, bob_key)
 
@@ -365,14 +365,14 @@ async def test_bad_context_is_refused_and_stores_nothing(
 async def test_a_word_in_more_memories_than_the_cap_scores_its_newest_with_its_full_document_frequency(
     memory: HierarchicalMemory,
 ) -> None:
-    from memory_mcp.adapters.fts5_index import Fts5TextIndex
+    from memory_mcp.adapters.sqlite.fts5 import Fts5TextIndex
 
     for i in range(6):
         await memory.add(f"Kiwi number {i} on the shelf", user_id="kim")
     await memory.add("Mango on the table", user_id="kim")
     await memory.add("Kiwi but for bob", user_id="bob")
     async with memory.store.reading() as db:
-        user_key = await memory.store.user_key(db, "kim")
+        user_key = await db.user_key("kim")
     assert user_key is not None
     full = dict(await Fts5TextIndex(memory.store).search("kiwi shelf", user_key, 10))
     capped = dict(await Fts5TextIndex(memory.store, posting_cap=3).search("kiwi shelf", user_key, 10))

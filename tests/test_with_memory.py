@@ -79,7 +79,7 @@ def memories_in(system_text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in match.group(1).splitlines()] if match else []
 
 
-# -- the reference's examples -----------------------------------------------------------------------
+# -- the documented examples --------------------------------------------------------------------------
 
 
 def test_quick_start_preference_told_once_is_injected_into_the_next_conversation(

@@ -1,11 +1,12 @@
 """UsearchVectorIndex: HNSW search over memory vectors, one usearch index per user.
 
-The index is a derived cache of the vectors stored in SQLite. Each user's index is loaded on first
-use from its file beside the database (``<db>.vectors/``), after checking it against the record in
-``vector_index_files`` (size, CRC-32, model, dimension): a missing, stale or damaged file is never
-trusted, the index is rebuilt from SQLite instead. The record also holds the last change the file
-contains; changes after it (from this process or another) are replayed from the change log before
-every search, so a memory written by one process is found by the next search of another.
+The index is a derived cache of the vectors the store holds. Each user's index is loaded on first
+use from its file in ``directory`` (``<db>.vectors/`` by default), after checking it against the
+record the store keeps of it (size, CRC-32, model, dimension): a missing, stale or damaged file is
+never trusted, the index is rebuilt from the store instead. The record also holds the last change
+the file contains; changes after it (from this process or another) are replayed from the store's
+change feed before every search, so a memory written by one process is found by the next search of
+another. It speaks to the store through the ports only.
 
 One index per user keeps users apart physically: a search can neither return nor be slowed by
 another user's vectors.
@@ -24,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from usearch.index import Index
 
-from ..memory.ports import Vector, VectorFilter
-from .sqlite_store import SQLiteMemoryStore
+from ..memory.ports import MemoryStore, Vector, VectorFile, VectorFilter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class _Partition:
 class UsearchVectorIndex:
     def __init__(
         self,
-        store: SQLiteMemoryStore,
+        store: MemoryStore,
         directory: str | Path,
         *,
         ndim: int,
@@ -66,7 +66,7 @@ class UsearchVectorIndex:
 
     def _new_index(self) -> Index:
         # Half-precision vectors halve the index's memory; cosine ranks are unchanged in practice (and
-        # SQLite keeps every vector in full precision, from which any index can be rebuilt).
+        # the store keeps every vector in full precision, from which any index can be rebuilt).
         return Index(ndim=self.ndim, metric="cos", dtype="f16", **self._params)
 
     # -- the protocol -------------------------------------------------------------------------
@@ -76,13 +76,18 @@ class UsearchVectorIndex:
         size = len(part.index)
         if size == 0 or count <= 0:
             return []
-        matches = part.index.search(
-            np.asarray(query, dtype=np.float32), min(count, size), exact=size <= EXACT_BELOW
-        )
-        results = [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
-        if flt.allowed is not None:
-            results = [r for r in results if r[0] in flt.allowed]
-        return results
+        vector = np.asarray(query, dtype=np.float32)
+        want = min(count, size)
+        while True:
+            # HNSW has no filter: with allowed keys, ask for more neighbours until enough pass.
+            matches = part.index.search(vector, want, exact=size <= EXACT_BELOW)
+            results = [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
+            if flt.allowed is None:
+                return results
+            passing = [r for r in results if r[0] in flt.allowed]
+            if len(passing) >= count or want >= size:
+                return passing[:count]
+            want = min(want * 4, size)
 
     async def size(self, user_key: int) -> int:
         return len((await self._synced(user_key)).index)
@@ -95,7 +100,7 @@ class UsearchVectorIndex:
         await self._synced(user_key)
 
     async def rebuild(self, user_key: int | None = None) -> int:
-        """Rebuild one user's index (or every loaded one) from SQLite; returns the vectors indexed."""
+        """Rebuild one user's index (or every loaded one) from the store; returns the vectors indexed."""
         keys = [user_key] if user_key is not None else list(self._parts)
         total = 0
         for key in keys:
@@ -139,16 +144,10 @@ class UsearchVectorIndex:
 
     async def _load(self, user_key: int) -> _Partition:
         async with self._store.reading() as db:
-            row = await (
-                await db.execute(
-                    "SELECT file_name, seq, count, crc32, size, model, dim FROM vector_index_files "
-                    "WHERE user_key = ?",
-                    (user_key,),
-                )
-            ).fetchone()
-        if row is None:
+            record = await db.vector_file(user_key)
+        if record is None:
             return await self._rebuild(user_key)
-        file_name, seq, count, crc, size, model, dim = row
+        _, file_name, seq, count, crc, size, model, dim = record
         problem = None
         path = self.directory / file_name
         if model != self.model_name or dim != self.ndim:
@@ -175,11 +174,10 @@ class UsearchVectorIndex:
 
     async def _rebuild(self, user_key: int) -> _Partition:
         async with self._store.reading() as db:
-            seq = await self._store.last_change(db, user_key)
-            keys, blobs = await self._store.user_embeddings(db, user_key)
+            seq = await db.last_change(user_key)
+            keys, vectors = await db.user_embeddings(user_key)
         index = self._new_index()
         if len(keys):
-            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(keys), -1)
             self._check_dim(vectors)
             await asyncio.to_thread(index.add, keys, vectors)
         self.rebuilds += 1
@@ -189,32 +187,29 @@ class UsearchVectorIndex:
 
     async def _catch_up(self, user_key: int, part: _Partition) -> None:
         async with self._store.reading() as db:
-            changes = await self._store.changes_since(db, part.seq, user_key)
+            changes = await db.changes_since(part.seq, user_key)
             if not changes:
                 return
-            touched = sorted({key for _, key, _, _ in changes})
-            vectors = dict(await self._store.embeddings(db, touched))
+            touched = sorted({change.memory_key for change in changes})
+            vectors = await db.embeddings(touched)
         index = part.index
         for key in touched:
             present = bool(index.contains(key))
-            blob = vectors.get(key)
+            vector = vectors.get(key)
             # Vectors never change once stored (a new embedding is a new memory or a full reindex),
             # so an add is needed only for a key the index lacks.
-            if blob is None and present:
+            if vector is None and present:
                 index.remove(key)
-            elif blob is not None and not present:
-                vector = np.frombuffer(blob, dtype=np.float32)
+            elif vector is not None and not present:
                 self._check_dim(vector.reshape(1, -1))
                 index.add(key, vector)
-        part.seq = changes[-1][0]
+        part.seq = changes[-1].seq
         part.unsaved += len(changes)
 
     async def _verify(self, user_key: int, part: _Partition) -> None:
         """After loading: the index must hold exactly the user's stored vectors, or be rebuilt."""
         async with self._store.reading() as db:
-            expected = await self._store.scalar(
-                db, "SELECT count(*) FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
-            )
+            expected = await db.embedded_count(user_key)
         index = part.index
         if len(index) != expected:
             log.warning(
@@ -235,21 +230,9 @@ class UsearchVectorIndex:
         and the event loop goes on serving (this user's lock keeps the index unchanged meanwhile)."""
         file_name = f"u{user_key}-{part.seq}-{uuid.uuid4().hex[:8]}.usearch"
         size, crc = await asyncio.to_thread(self._write_atomically, part.index, self.directory / file_name)
+        record = VectorFile(user_key, file_name, part.seq, len(part.index), crc, size, self.model_name, self.ndim)
         async with self._store.transaction() as db:
-            previous = await self._store.scalar(
-                db, "SELECT file_name FROM vector_index_files WHERE user_key = ?", (user_key,)
-            )
-            cursor = await db.execute(
-                "INSERT INTO vector_index_files(user_key, file_name, seq, count, crc32, size, model, dim) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(user_key) DO UPDATE SET file_name = excluded.file_name, seq = excluded.seq, "
-                "count = excluded.count, crc32 = excluded.crc32, size = excluded.size, "
-                "model = excluded.model, dim = excluded.dim "
-                "WHERE excluded.seq >= vector_index_files.seq OR vector_index_files.model != excluded.model "
-                "OR vector_index_files.dim != excluded.dim",
-                (user_key, file_name, part.seq, len(part.index), crc, size, self.model_name, self.ndim),
-            )
-            recorded = cursor.rowcount > 0
+            recorded, previous = await db.record_vector_file(record)
         if not recorded:  # another process saved a newer one meanwhile
             _unlink(self.directory / file_name)
         elif previous and previous != file_name:

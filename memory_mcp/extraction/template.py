@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from ..memory.models import Memory
+from ..memory.models import Memory, MemoryCategory
 
-EXTRACTION_INSTRUCTION = """\
+EXTRACTION_INSTRUCTION = f"""\
 End your answer with one memory block. If the user revealed something lasting (a preference, a fact \
 about them, a goal, a decision, an entity they deal with), list it:
-<memory>{"memories": [{"content": "<one self-contained fact>", "category": \
-"preference|fact|context|entity|decision|insight", "importance": 0.0-1.0, "scope": "user|session", \
-"supersedes": "<id of a fact it replaces>|null"}]}</memory>
-After greetings, small talk and plain questions, write <memory>{"memories": []}</memory>. \
+<memory>{{"memories": [{{"content": "<one self-contained fact>", "category": \
+"{"|".join(c.value for c in MemoryCategory)}", "importance": 0.0-1.0, "scope": "user|session", \
+"supersedes": "<id of a fact it replaces>|null"}}]}}</memory>
+After greetings, small talk and plain questions, write <memory>{{"memories": []}}</memory>. \
 Never mention the block."""
 
 _OPEN, _CLOSE = "<memories>", "</memories>"

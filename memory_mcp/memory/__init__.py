@@ -1,9 +1,10 @@
-"""The memory engine: hierarchical, temporal memory with hybrid search (the reference's imports)."""
+"""The memory engine: the rules of hierarchical, temporal memory with hybrid search, and its ports."""
 
 from .config import EmbedderBackend, MemoryConfig
-from .core import HierarchicalMemory, Position
+from .engine import HierarchicalMemory
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
+from .scope import Position
 from .sync import SyncHierarchicalMemory
 
 __all__ = [

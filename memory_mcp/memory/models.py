@@ -135,5 +135,5 @@ class MemoryStats(BaseModel):
     scope_levels: dict[str, int]
     users: int
 
-    def __getitem__(self, key: str) -> Any:  # stats["total"], as the reference shows
+    def __getitem__(self, key: str) -> Any:  # stats["total"], as the documented examples use it
         return getattr(self, key)

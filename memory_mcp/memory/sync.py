@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .config import MemoryConfig
-from .core import HierarchicalMemory
+from .engine import HierarchicalMemory
 
 T = TypeVar("T")
 log = logging.getLogger("memory_mcp")

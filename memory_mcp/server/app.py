@@ -24,8 +24,9 @@ from pydantic import Field
 
 from ..errors import MemoryMCPError
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
-from ..memory.core import HierarchicalMemory
-from ..memory.models import MemoryStats
+from ..memory.engine import HierarchicalMemory
+from ..memory.models import MemoryCategory, MemoryStats
+from ..memory.validation import clip
 from .auth import TokenFile
 from .schemas import ForgetOut, HistoryOut, Hit, ListOut, MemoryOut, SearchOut
 from .settings import ServerSettings
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Category = Literal["preference", "fact", "context", "entity", "decision", "insight"]
+Category = Literal[tuple(c.value for c in MemoryCategory)]  # type: ignore[valid-type]
 Mode = Literal["hybrid", "semantic", "text"]
 Id = Annotated[str | None, Field(max_length=256)]
 
@@ -147,24 +148,26 @@ class MemoryServer(MCPServer):
     and whose prompt and resource errors say what was wrong, briefly, as invalid params."""
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
-        prompt = self._prompt_manager.get_prompt(name)
+        # The public prompts/list view: each prompt's name and its arguments with whether required.
+        prompts = {p.name: p for p in await self.list_prompts()}
+        prompt = prompts.get(name)
         if prompt is None:
-            known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
-            raise MCPError(INVALID_PARAMS, f"unknown prompt {_clip(name)}; the prompts are: {known}")
+            known = ", ".join(prompts)
+            raise MCPError(INVALID_PARAMS, f"unknown prompt {clip(name)}; the prompts are: {known}")
         expected = {a.name: a.required for a in prompt.arguments or []}
         given = set(arguments or {})
         if missing := sorted(n for n, required in expected.items() if required and n not in given):
             raise MCPError(INVALID_PARAMS, f"prompt {name!r} needs the argument(s) {', '.join(missing)}")
         if unknown := sorted(given - set(expected)):
             takes = ", ".join(expected) or "no arguments"
-            raise MCPError(INVALID_PARAMS, f"prompt {name!r} has no argument {_clip(unknown[0])}; it takes: {takes}")
+            raise MCPError(INVALID_PARAMS, f"prompt {name!r} has no argument {clip(unknown[0])}; it takes: {takes}")
         return await super().get_prompt(name, arguments, context)
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         try:
             return await super().read_resource(uri, context)
         except ResourceNotFoundError as exc:  # its message quotes the whole URI, however long
-            raise ResourceNotFoundError(_clip(str(exc), 300, plain=True)) from None
+            raise ResourceNotFoundError(clip(str(exc), 300, plain=True)) from None
 
     async def list_tools(self) -> list[Any]:
         return [
@@ -276,16 +279,11 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         Unlike recall, a search does not count as use of the memories found."""
         h = _holder(ctx)
         mem = engine(ctx)
-        position = (h.user(user_id), session_id, agent_id, None, top_k)
-        filters: dict[str, Any] = dict(categories=categories, include_superseded=include_superseded, as_of=as_of)
-        if mode == "semantic":
-            results = await _call(mem.search(query, *position, min_similarity=min_similarity, **filters))
-        elif mode == "text":
-            results = await _call(mem.text_search(query, *position, **filters))
-        else:
-            results = await _call(mem.recall(
-                query, *position, mode="hybrid", min_similarity=min_similarity, _record=False, **filters
-            ))
+        results = await _call(mem.search(
+            query, h.user(user_id), session_id, agent_id, None, top_k, mode=mode,
+            min_similarity=min_similarity, categories=categories,
+            include_superseded=include_superseded, as_of=as_of,
+        ))
         out = SearchOut(results=[Hit.of_result(r) for r in results], semantic_ready=mem.semantic_ready)
         return _result(out, _hits_text(out))
 
@@ -434,13 +432,7 @@ def _int(text: str, name: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise MCPError(INVALID_PARAMS, f"{name} must be an integer, got {_clip(text)}") from None
-
-
-def _clip(value: Any, limit: int = 80, *, plain: bool = False) -> str:
-    """A value quoted in an error, cut short: errors travel into a model's context."""
-    text = str(value) if plain else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        raise MCPError(INVALID_PARAMS, f"{name} must be an integer, got {clip(text)}") from None
 
 
 def _version() -> str:

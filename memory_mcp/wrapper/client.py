@@ -1,6 +1,6 @@
 """``with_memory(client)``: long-term memory around any OpenAI-compatible chat client.
 
-Each ``client.chat.completions.create(...)`` call goes through the reference's six steps:
+Each ``client.chat.completions.create(...)`` call goes through six steps:
 inject relevant memories (as fenced data), add the extraction instruction, call the model, parse
 the ``<memory>`` block out of the answer, store what it holds, and return the client's own
 response object with the block removed. Everything else on the client is passed through.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from ..memory.core import HierarchicalMemory
+from ..memory.engine import HierarchicalMemory
 from ..memory.models import Memory, MemoryCategory, MemoryStats, SearchResult
 from ..memory.ports import MemoryFilter
 from .steps import Position, ids

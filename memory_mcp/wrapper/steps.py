@@ -16,8 +16,9 @@ from typing import Any
 from ..errors import AlreadySupersededError, MemoryMCPError
 from ..extraction.parser import ExtractedMemory, ParsedAnswer
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
-from ..memory.core import HierarchicalMemory, Position
+from ..memory.engine import HierarchicalMemory
 from ..memory.models import Memory
+from ..memory.scope import Position
 from .conversation import last_user_text, with_system_note
 
 log = logging.getLogger("memory_mcp.wrapper")

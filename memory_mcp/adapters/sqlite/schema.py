@@ -10,6 +10,8 @@ other processes read to catch their vector indexes up.
 
 from __future__ import annotations
 
+import sqlite3
+
 _V1 = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -180,3 +182,18 @@ INSERT INTO memories_fts(memories_fts) VALUES ('rebuild');
 """
 
 MIGRATIONS: list[str] = [_V1, _V2]
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

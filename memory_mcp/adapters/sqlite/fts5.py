@@ -14,61 +14,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import defaultdict
-from datetime import UTC, datetime
-from typing import Any
 
-from .sqlite_store import SQLiteMemoryStore
+import aiosqlite
 
-# Words that tell memories apart too rarely to be worth a posting-list scan.
-STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "s", "t", "don"]
-)
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-# Scripts written without spaces between words (Han, kana, Hangul): FTS5's unicode61 would make a
-# whole sentence one token, so each character is indexed as a token and a query word becomes a
-# phrase of its characters, which matches it anywhere inside a sentence.
-_UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af])")
-
-
-def searchable(text: str) -> str:
-    """The text as the full-text index stores it (unspaced scripts split into characters)."""
-    return _UNSPACED.sub(r" \1 ", text)
-
-
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
-
-
-def date_words(epoch: float) -> str:
-    """A moment as the words a question about it would use: '8 May 2023' (UTC)."""
-    day = datetime.fromtimestamp(epoch, UTC)
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
-
+from ...memory.ports import Selection
+from .filters import where
+from .store import SQLiteMemoryStore
+from .words import query_terms
 
 # BM25 constants, as in FTS5 and most engines.
 K1 = 1.2
 B = 0.75
-
-
-def query_terms(text: str) -> list[str]:
-    """The distinct words of a query worth matching, in order; stopwords only if nothing else.
-
-    A run of an unspaced script becomes one term, the phrase of its characters."""
-    terms = []
-    for run in _WORD.findall(text):
-        run = run.lower()
-        terms.append(" ".join(_WORD.findall(searchable(run))) if _UNSPACED.search(run) else run)
-    words = list(dict.fromkeys(terms))
-    kept = [w for w in words if w not in STOPWORDS]
-    return kept or words
-
-
-def count_tokens(text: str) -> int:
-    """Tokens of already searchable text (see ``searchable``), for BM25's document length."""
-    return len(_WORD.findall(text))
 
 
 class Fts5TextIndex:
@@ -80,19 +37,20 @@ class Fts5TextIndex:
         self._context_weight = context_weight
 
     async def search(
-        self, query: str, user_key: int, count: int, allowed_sql: tuple[str, list[Any]] | None = None
+        self, query: str, user_key: int, count: int, within: Selection | None = None
     ) -> list[tuple[int, float]]:
         terms = query_terms(query)[:32]
         if not terms or count <= 0:
             return []
-        async with self._store.reading() as db:
-            n_docs, n_tokens = await self._store.user_counts(db, user_key)
+        async with self._store.reading() as session:
+            db = session.conn
+            n_docs, n_tokens = await session.user_counts(user_key)
             if n_docs == 0:
                 return []
             avgdl = max(n_tokens / n_docs, 1.0)
             # A user who holds every row needs no confining: FTS5 would intersect each word's
             # postings with the owner token's, as long as the table (twice the time at 100k).
-            everyone = await self._store.scalar(db, "SELECT sum(doc_count) FROM users")
+            everyone = await _scalar(db, "SELECT sum(doc_count) FROM users")
             owner = "" if everyone == n_docs else f"owner : u{user_key} AND "
             # key -> (idf, how much the word counts there) for each query word the memory holds
             matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
@@ -115,19 +73,19 @@ class Fts5TextIndex:
                     continue
                 df = len(found)
                 if capped:  # its weight still comes from every memory holding it (counting is cheap)
-                    df = await self._store.scalar(
+                    df = int(await _scalar(  # type: ignore[call-overload]
                         db, "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
                         (f"{owner}{{body context}} : {phrase}",),
-                    )
+                    ))
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
                 for key, tf in found.items():
                     matched[key].append((idf, tf))
             if not matched:
                 return []
-            where, params = allowed_sql or ("1", [])
+            condition, params = where(within) if within is not None else ("1", [])
             cursor = await db.execute(
                 f"SELECT m.key, m.n_tokens FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) "
-                f"AND {where}",
+                f"AND {condition}",
                 [json.dumps(list(matched)), *params],
             )
             lengths = {int(k): int(n) for k, n in await cursor.fetchall()}
@@ -143,10 +101,21 @@ class Fts5TextIndex:
         return scored[:count]
 
     async def rebuild(self) -> None:
-        async with self._store.transaction() as db:
-            await db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+        async with self._store.transaction() as session:
+            await session.conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
 
-    async def integrity_check(self) -> None:
-        async with self._store.transaction() as db:
-            await db.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+    async def integrity_check(self) -> list[str]:
+        try:
+            async with self._store.transaction() as session:
+                await session.conn.execute(
+                    "INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)"
+                )
+        except aiosqlite.DatabaseError as exc:
+            return [f"full-text index differs from the store: {exc}"]
+        return []
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str, params: tuple[object, ...] = ()) -> object:
+    row = await (await db.execute(sql, params)).fetchone()
+    return None if row is None else row[0]
 

@@ -1,0 +1,536 @@
+"""SQLiteMemoryStore: memories, their vectors and their history in one SQLite file (aiosqlite).
+
+The store is the single source of truth; the vector and text indexes are derived from it. One
+connection per store, in WAL mode so readers never block the writer. Every writing transaction
+starts with ``BEGIN IMMEDIATE``: a deferred transaction that later needs the write lock fails at
+once with "database is locked", whatever the busy timeout. ``busy_timeout`` is set before the
+switch to WAL, which itself needs a lock another process may hold.
+
+Every store operation of the ports is a method of :class:`SQLiteSession`, the object a
+transaction or a read hands out; all of the SQL memory_mcp runs on SQLite is here, in
+``filters.py`` (selections), ``fts5.py`` (full text) and ``schema.py`` (tables and triggers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import numpy as np
+import numpy.typing as npt
+
+from ...memory.models import Memory, MemoryCategory, MemoryStats, ScopeLevel, utc_from_epoch
+from ...memory.ports import BrokenLink, Change, Move, NewVersion, Selection, Stored, Vector, VectorFile
+from .filters import CURRENT, where
+from .schema import MIGRATIONS, split_sql
+from .words import count_tokens, searchable
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "key", "id", "user_key", "session_id", "agent_id", "turn_id", "category", "content", "importance",
+    "entity_refs", "metadata", "provenance", "created_at", "valid_from", "valid_until", "expires_at",
+    "supersedes", "superseded_by", "origin_level", "origin_session_id", "origin_agent_id",
+    "origin_turn_id", "promoted_at", "reinforcement_count", "context",
+)
+_SELECT = (
+    "SELECT " + ", ".join(f"m.{c}" for c in _COLUMNS) + ", m.embedding IS NOT NULL, u.user_id "
+    "FROM memories m JOIN users u ON u.user_key = m.user_key"
+)
+_KEYS = "(SELECT value FROM json_each(?))"  # a list of keys passed as one JSON parameter
+
+
+def _stored(row: Sequence[Any]) -> Stored:
+    (key, mid, user_key, session_id, agent_id, turn_id, category, content, importance, entity_refs, metadata,
+     provenance, created_at, valid_from, valid_until, expires_at, supersedes, superseded_by, origin_level,
+     o_session, o_agent, o_turn, promoted_at, reinforcement, context, embedded, user_id) = row
+    memory = Memory(
+        id=mid, user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
+        content=content, category=MemoryCategory(category), importance=importance,
+        entity_refs=json.loads(entity_refs), metadata=json.loads(metadata),
+        provenance=json.loads(provenance), created_at=utc_from_epoch(created_at),
+        valid_from=utc_from_epoch(valid_from), valid_until=utc_from_epoch(valid_until),
+        expires_at=utc_from_epoch(expires_at), supersedes=supersedes, superseded_by=superseded_by,
+        origin_level=ScopeLevel(origin_level) if origin_level else None,
+        origin_session_id=o_session, origin_agent_id=o_agent, origin_turn_id=o_turn,
+        promoted_at=utc_from_epoch(promoted_at), reinforcement_count=reinforcement, context=context,
+        embedded=bool(embedded),
+    )
+    return Stored(int(key), int(user_key), memory)
+
+
+def _epoch(value: Any) -> float | None:
+    return None if value is None else float(value.timestamp())
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _keys(keys: Iterable[int]) -> str:
+    return json.dumps([int(k) for k in keys])
+
+
+class SQLiteMemoryStore:
+    """Durable storage over one connection; :meth:`transaction` and :meth:`reading` hand out a
+    :class:`SQLiteSession` that carries out the store operations."""
+
+    def __init__(self, db_path: str | Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000):
+        self.db_path = Path(db_path)
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: aiosqlite.Connection | None = None
+        # One connection is shared by every coroutine; the lock keeps a transaction's statements
+        # from interleaving with another coroutine's.
+        self._lock = asyncio.Lock()
+
+    @property
+    def location(self) -> str:
+        return str(self.db_path)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.db_path.parent and not self.db_path.parent.exists():
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.db_path, isolation_level=None)
+        await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        await conn.execute("PRAGMA journal_size_limit = 67108864")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        self._conn = conn
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            async with self._lock:
+                try:
+                    await self._conn.execute("PRAGMA optimize")
+                finally:
+                    await self._conn.close()
+                    self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("the store is closed")
+        return self._conn
+
+    async def _migrate(self) -> None:
+        async with self._locked("BEGIN IMMEDIATE") as db:
+            (version,) = await (await db.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.db_path} has schema version {version}, newer than this memory_mcp "
+                    f"({len(MIGRATIONS)}); upgrade memory_mcp"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                log.info("migrating %s to schema version %d", self.db_path, number + 1)
+                for statement in split_sql(MIGRATIONS[number]):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number + 1}")
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _locked(self, begin: str) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            db = self.conn
+            await db.execute(begin)
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            else:
+                await db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SQLiteSession]:
+        """A writing transaction: all or nothing, holding SQLite's write lock from the start."""
+        async with self._locked("BEGIN IMMEDIATE") as db:
+            yield SQLiteSession(db)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[SQLiteSession]:
+        """A consistent read: one snapshot across several statements."""
+        async with self._locked("BEGIN") as db:
+            yield SQLiteSession(db)
+
+
+class SQLiteSession:
+    """The store operations, run inside one transaction or snapshot of ``conn``."""
+
+    def __init__(self, conn: aiosqlite.Connection):
+        self.conn = conn
+
+    async def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = await (await self.conn.execute(sql, list(params))).fetchone()
+        return None if row is None else row[0]
+
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        return list(await (await self.conn.execute(sql, list(params))).fetchall())
+
+    async def _select(self, condition: str, params: Iterable[Any] = (), tail: str = "") -> list[Stored]:
+        return [_stored(row) for row in await self._rows(f"{_SELECT} WHERE {condition} {tail}", params)]
+
+    # -- meta and users ----------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        value = await self._scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    async def user_key(self, user_id: str) -> int | None:
+        value = await self._scalar("SELECT user_key FROM users WHERE user_id = ?", (user_id,))
+        return None if value is None else int(value)
+
+    async def ensure_user(self, user_id: str) -> int:
+        found = await self.user_key(user_id)
+        if found is not None:
+            return found
+        cursor = await self.conn.execute("INSERT INTO users(user_id) VALUES (?)", (user_id,))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def user_keys(self) -> list[int]:
+        return [int(k) for (k,) in await self._rows("SELECT user_key FROM users")]
+
+    async def user_counts(self, user_key: int) -> tuple[int, int]:
+        """How many rows of the user the text index holds, and their summed lengths (for BM25)."""
+        row = await (
+            await self.conn.execute("SELECT doc_count, token_total FROM users WHERE user_key = ?", (user_key,))
+        ).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    # -- reading memories --------------------------------------------------------------------
+
+    async def get(self, memory_id: str) -> Stored | None:
+        found = await self._select("m.id = ?", (memory_id,))
+        return found[0] if found else None
+
+    async def by_keys(self, keys: Sequence[int]) -> dict[int, Memory]:
+        return {s.key: s.memory for s in await self._select(f"m.key IN {_KEYS}", (_keys(keys),))}
+
+    async def contents(self, keys: Sequence[int]) -> dict[int, str]:
+        rows = await self._rows(f"SELECT key, content FROM memories WHERE key IN {_KEYS}", (_keys(keys),))
+        return {int(k): str(c) for k, c in rows}
+
+    async def filter_keys(self, keys: Sequence[int], within: Selection) -> set[int]:
+        condition, params = where(within)
+        rows = await self._rows(
+            f"SELECT m.key FROM memories m WHERE m.key IN {_KEYS} AND {condition}", [_keys(keys), *params]
+        )
+        return {int(k) for (k,) in rows}
+
+    async def select(self, within: Selection, *, limit: int | None = None, offset: int = 0) -> list[Memory]:
+        condition, params = where(within)
+        tail = f"ORDER BY m.created_at DESC, m.key DESC LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
+        return [s.memory for s in await self._select(condition, params, tail)]
+
+    async def select_keys(self, within: Selection) -> list[int]:
+        condition, params = where(within)
+        return [int(k) for (k,) in await self._rows(f"SELECT m.key FROM memories m WHERE {condition}", params)]
+
+    async def same_text(self, within: Selection, content_hash: str) -> Stored | None:
+        condition, params = where(within)
+        found = await self._select(f"{condition} AND m.content_hash = ?", [*params, content_hash], "ORDER BY m.key LIMIT 1")
+        return found[0] if found else None
+
+    async def chain_key(self, key: int) -> int:
+        return int(await self._scalar("SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)))
+
+    async def chain(self, chain_key: int) -> list[Stored]:
+        return await self._select("m.key = ? OR m.chain_key = ?", (chain_key, chain_key), "ORDER BY m.valid_from, m.key")
+
+    async def current_in_chain(self, chain_key: int) -> str | None:
+        value = await self._scalar(
+            "SELECT id FROM memories WHERE (key = ? OR chain_key = ?) AND valid_until IS NULL", (chain_key, chain_key)
+        )
+        return None if value is None else str(value)
+
+    async def find_idempotent(self, user_key: int, idempotency_key: str) -> Memory | None:
+        memory_id = await self._scalar(
+            "SELECT memory_id FROM idempotency_keys WHERE user_key = ? AND key = ?", (user_key, idempotency_key)
+        )
+        found = await self.get(str(memory_id)) if memory_id else None
+        return found.memory if found else None
+
+    async def count_memories(self) -> int:
+        return int(await self._scalar("SELECT count(*) FROM memories"))
+
+    async def stats(self, user_key: int | None, now: float) -> MemoryStats:
+        if user_key is None:
+            scope, params = "1", []
+            users = await self._scalar("SELECT count(*) FROM users WHERE doc_count > 0")
+        else:
+            scope, params = "m.user_key = ?", [user_key]
+            users = 1
+        row = await (await self.conn.execute(
+            f"SELECT count(*), coalesce(sum(m.valid_until IS NOT NULL), 0), "
+            f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope}",
+            [now, *params],
+        )).fetchone()
+        assert row is not None
+        total, superseded, expired = (int(v) for v in row)
+        by: dict[str, dict[str, int]] = {}
+        for column in ("category", "scope_level"):
+            rows = await self._rows(
+                f"SELECT m.{column}, count(*) FROM memories m WHERE {scope} AND {CURRENT} GROUP BY m.{column}",
+                [*params, now],
+            )
+            by[column] = {str(name): int(n) for name, n in rows}
+        return MemoryStats(
+            total=total, current=total - superseded - expired, superseded=superseded, expired=expired,
+            categories=by["category"], scope_levels=by["scope_level"], users=int(users or 0),
+        )
+
+    async def broken_links(self) -> list[BrokenLink]:
+        rows = await self._rows(
+            "SELECT m.id, m.superseded_by FROM memories m WHERE m.superseded_by IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM memories n WHERE n.id = m.superseded_by AND n.user_key = m.user_key)"
+        )
+        found = [BrokenLink(str(old), str(new), "successor_missing") for old, new in rows]
+        rows = await self._rows(
+            "SELECT n.id, n.supersedes FROM memories n JOIN memories m ON m.id = n.supersedes "
+            "WHERE m.superseded_by IS NOT n.id OR m.valid_until IS NULL"
+        )
+        return found + [BrokenLink(str(new), str(old), "predecessor_not_closed") for new, old in rows]
+
+    async def page(self, after_key: int, user_key: int | None, limit: int) -> list[Stored]:
+        if user_key is None:
+            return await self._select("m.key > ?", (after_key,), f"ORDER BY m.key LIMIT {int(limit)}")
+        return await self._select(
+            "m.key > ? AND m.user_key = ?", (after_key, user_key), f"ORDER BY m.key LIMIT {int(limit)}"
+        )
+
+    # -- writing memories ----------------------------------------------------------------------
+
+    async def insert(self, version: NewVersion) -> int:
+        m = version.memory
+        chain_key = None
+        if m.supersedes is not None:
+            chain_key = await self._scalar(
+                "SELECT COALESCE(chain_key, key) FROM memories WHERE id = ? AND user_key = ?",
+                (m.supersedes, version.user_key),
+            )
+        text = searchable(version.search_text)
+        situation = None if m.context is None else searchable(m.context)
+        row: dict[str, Any] = {
+            "id": m.id, "user_key": version.user_key, "session_id": m.session_id, "agent_id": m.agent_id,
+            "turn_id": m.turn_id, "scope_level": m.scope_level.value, "category": m.category.value,
+            "content": m.content, "content_hash": version.content_hash, "importance": m.importance,
+            "entity_refs": _json(m.entity_refs), "metadata": _json(m.metadata), "provenance": _json(m.provenance),
+            "created_at": _epoch(m.created_at), "valid_from": _epoch(m.valid_from),
+            "valid_until": _epoch(m.valid_until), "expires_at": _epoch(m.expires_at), "chain_key": chain_key,
+            "supersedes": m.supersedes, "superseded_by": m.superseded_by,
+            "origin_level": m.origin_level.value if m.origin_level else None,
+            "origin_session_id": m.origin_session_id, "origin_agent_id": m.origin_agent_id,
+            "origin_turn_id": m.origin_turn_id, "promoted_at": _epoch(m.promoted_at),
+            "reinforcement_count": m.reinforcement_count,
+            # BM25's length of a memory counts its context too: without it, short turns with long
+            # contexts outrank everything.
+            "search_text": text, "n_tokens": max(1, count_tokens(text) + count_tokens(situation or "")),
+            "context": m.context, "context_text": situation,
+            "embedding": None if version.embedding is None else np.asarray(version.embedding, np.float32).tobytes(),
+        }
+        cursor = await self.conn.execute(
+            f"INSERT INTO memories({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def reinforce(self, key: int, importance: float) -> None:
+        await self.conn.execute(
+            "UPDATE memories SET reinforcement_count = reinforcement_count + 1, importance = max(importance, ?) "
+            "WHERE key = ?",
+            (importance, key),
+        )
+
+    async def move(self, key: int, move: Move) -> None:
+        to = move.to
+        values: dict[str, Any] = {
+            "session_id": to.session_id, "agent_id": to.agent_id, "turn_id": to.turn_id,
+            "scope_level": to.level.value, "promoted_at": move.promoted_at, "expires_at": move.expires_at,
+        }
+        if move.origin is not None:
+            values.update(
+                origin_level=move.origin.level.value, origin_session_id=move.origin.session_id,
+                origin_agent_id=move.origin.agent_id, origin_turn_id=move.origin.turn_id,
+            )
+        sets = ", ".join(f"{name} = ?" for name in values)
+        await self.conn.execute(f"UPDATE memories SET {sets} WHERE key = ?", [*values.values(), key])
+
+    async def absorb(
+        self, keep: int, within: Selection, content_hash: str, similar: Sequence[int], now: float
+    ) -> int:
+        condition, params = where(within)
+        cursor = await self.conn.execute(
+            f"UPDATE memories AS m SET valid_until = ?, superseded_by = (SELECT id FROM memories WHERE key = ?) "
+            f"WHERE {condition} AND m.key != ? AND (m.content_hash = ? OR m.key IN {_KEYS})",
+            [now, keep, *params, keep, content_hash, _keys(similar)],
+        )
+        if cursor.rowcount > 0:
+            await self.conn.execute(
+                "UPDATE memories SET reinforcement_count = reinforcement_count + ? WHERE key = ?",
+                (cursor.rowcount, keep),
+            )
+        return int(cursor.rowcount)
+
+    async def close_version(self, key: int, until: float, successor_id: str) -> bool:
+        cursor = await self.conn.execute(
+            "UPDATE memories SET valid_until = ?, superseded_by = ? WHERE key = ? AND valid_until IS NULL",
+            (until, successor_id, key),
+        )
+        return cursor.rowcount == 1
+
+    async def relink_around(self, stored: Stored, same_chain: bool) -> None:
+        m, user_key = stored.memory, stored.user_key
+        if m.supersedes is not None:
+            await self.conn.execute(
+                "UPDATE memories SET superseded_by = ? WHERE id = ? AND user_key = ?",
+                (m.superseded_by, m.supersedes, user_key),
+            )
+        if same_chain:
+            await self.conn.execute(
+                "UPDATE memories SET supersedes = ? WHERE id = ? AND user_key = ?",
+                (m.supersedes, m.superseded_by, user_key),
+            )
+            if m.supersedes is None:  # the chain's first version goes: its successor is the new root
+                await self.conn.execute(
+                    "UPDATE memories SET chain_key = (SELECT key FROM memories WHERE id = ?) WHERE chain_key = ?",
+                    (m.superseded_by, stored.key),
+                )
+                await self.conn.execute("UPDATE memories SET chain_key = NULL WHERE id = ?", (m.superseded_by,))
+
+    async def expire_other_turns(self, user_key: int, session_id: str, turn_id: str, now: float) -> None:
+        await self.conn.execute(
+            "UPDATE memories SET expires_at = ? WHERE user_key = ? AND session_id = ? AND turn_id IS NOT NULL "
+            "AND turn_id != ? AND (expires_at IS NULL OR expires_at > ?)",
+            (now, user_key, session_id, turn_id, now),
+        )
+
+    async def put_idempotent(self, user_key: int, idempotency_key: str, memory_id: str, now: float) -> None:
+        await self.conn.execute(
+            "INSERT OR IGNORE INTO idempotency_keys(user_key, key, memory_id, created_at) VALUES (?, ?, ?, ?)",
+            (user_key, idempotency_key, memory_id, now),
+        )
+
+    async def record_recall(self, key: int, position_key: str) -> int:
+        await self.conn.execute(
+            "INSERT OR IGNORE INTO recalls(memory_key, position) VALUES (?, ?)", (key, position_key)
+        )
+        return int(await self._scalar("SELECT count(*) FROM recalls WHERE memory_key = ?", (key,)))
+
+    async def forget_recalls(self, key: int) -> None:
+        await self.conn.execute("DELETE FROM recalls WHERE memory_key = ?", (key,))
+
+    async def delete(self, keys: Sequence[int]) -> int:
+        if not keys:
+            return 0
+        cursor = await self.conn.execute(f"DELETE FROM memories WHERE key IN {_KEYS}", (_keys(keys),))
+        return int(cursor.rowcount)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        await self.conn.execute("SAVEPOINT one")
+        try:
+            yield
+        except BaseException:
+            await self.conn.execute("ROLLBACK TO one")
+            raise
+        finally:
+            await self.conn.execute("RELEASE one")
+
+    # -- vectors -------------------------------------------------------------------------------
+
+    async def embeddings(self, keys: Sequence[int]) -> dict[int, Vector]:
+        rows = await self._rows(
+            f"SELECT key, embedding FROM memories WHERE embedding IS NOT NULL AND key IN {_KEYS}", (_keys(keys),)
+        )
+        return {int(k): np.frombuffer(b, dtype=np.float32) for k, b in rows}
+
+    async def user_embeddings(self, user_key: int) -> tuple[npt.NDArray[np.uint64], Vector]:
+        rows = await self._rows(
+            "SELECT key, embedding FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
+        )
+        keys = np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
+        if not rows:
+            return keys, np.zeros((0, 0), dtype=np.float32)
+        return keys, np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
+
+    async def embedded_keys(self, user_key: int) -> set[int]:
+        rows = await self._rows("SELECT key FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,))
+        return {int(k) for (k,) in rows}
+
+    async def embedded_count(self, user_key: int) -> int:
+        return int(await self._scalar(
+            "SELECT count(*) FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
+        ))
+
+    async def pending_embeddings(self, limit: int) -> list[tuple[int, str]]:
+        rows = await self._rows("SELECT key, content FROM memories WHERE embedding IS NULL ORDER BY key LIMIT ?", (limit,))
+        return [(int(k), str(c)) for k, c in rows]
+
+    async def set_embeddings(self, vectors: Sequence[tuple[int, Vector]]) -> None:
+        await self.conn.executemany(
+            "UPDATE memories SET embedding = ? WHERE key = ? AND embedding IS NULL",
+            [(np.asarray(v, dtype=np.float32).tobytes(), key) for key, v in vectors],
+        )
+
+    async def drop_embeddings(self) -> None:
+        await self.conn.execute("UPDATE memories SET embedding = NULL WHERE embedding IS NOT NULL")
+        await self.conn.execute("DELETE FROM vector_index_files")
+
+    async def vector_file(self, user_key: int) -> VectorFile | None:
+        row = await (await self.conn.execute(
+            "SELECT user_key, file_name, seq, count, crc32, size, model, dim FROM vector_index_files "
+            "WHERE user_key = ?",
+            (user_key,),
+        )).fetchone()
+        return None if row is None else VectorFile(*row)
+
+    async def record_vector_file(self, record: VectorFile) -> tuple[bool, str | None]:
+        previous = await self._scalar("SELECT file_name FROM vector_index_files WHERE user_key = ?", (record.user_key,))
+        cursor = await self.conn.execute(
+            "INSERT INTO vector_index_files(user_key, file_name, seq, count, crc32, size, model, dim) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(user_key) DO UPDATE SET file_name = excluded.file_name, seq = excluded.seq, "
+            "count = excluded.count, crc32 = excluded.crc32, size = excluded.size, "
+            "model = excluded.model, dim = excluded.dim "
+            "WHERE excluded.seq >= vector_index_files.seq OR vector_index_files.model != excluded.model "
+            "OR vector_index_files.dim != excluded.dim",
+            tuple(record),
+        )
+        recorded = cursor.rowcount > 0
+        return recorded, str(previous) if recorded and previous is not None else None
+
+    # -- change log ----------------------------------------------------------------------------
+
+    async def last_change(self, user_key: int | None = None) -> int:
+        if user_key is None:
+            return int(await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM changes"))
+        return int(await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_key = ?", (user_key,)))
+
+    async def changes_since(self, seq: int, user_key: int | None = None) -> list[Change]:
+        """The change log after ``seq``, in order; triggers write it in the writer's transaction."""
+        if user_key is None:
+            rows = await self._rows(
+                "SELECT seq, user_key, memory_key, memory_id, op FROM changes WHERE seq > ? ORDER BY seq", (seq,)
+            )
+        else:
+            rows = await self._rows(
+                "SELECT seq, user_key, memory_key, memory_id, op FROM changes WHERE user_key = ? AND seq > ? "
+                "ORDER BY seq",
+                (user_key, seq),
+            )
+        return [Change(int(s), int(u), int(k), str(i), o) for s, u, k, i, o in rows]

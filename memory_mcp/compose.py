@@ -1,0 +1,85 @@
+"""The composition root: the one place that turns a :class:`MemoryConfig` into adapters.
+
+``HierarchicalMemory.create`` asks :func:`assemble` for its parts; anything passed in (a store, a
+vector or text index, an embedder, a cache) is used instead of what the configuration names. To
+add a storage engine, an embedder or a cache, implement its port (``memory/ports.py``) and build it
+here from the configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .adapters.lru_cache import LRUMemoryCache
+from .adapters.sqlite.fts5 import Fts5TextIndex
+from .adapters.sqlite.store import SQLiteMemoryStore
+from .adapters.usearch_index import UsearchVectorIndex
+from .memory.config import EmbedderBackend, MemoryConfig
+from .memory.parts import Parts, VectorIndexFactory
+from .memory.ports import Embedder, MemoryCache, MemoryStore, TextIndex, VectorIndex
+
+
+def assemble(
+    config: MemoryConfig,
+    *,
+    store: MemoryStore | None = None,
+    vector_index: VectorIndex | None = None,
+    text_index: TextIndex | None = None,
+    embedder: Embedder | None = None,
+    cache: MemoryCache | None = None,
+) -> Parts:
+    """The engine's parts for ``config``; the store is not opened yet."""
+    if store is None:
+        store = SQLiteMemoryStore(config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms)
+    if text_index is None:
+        if not isinstance(store, SQLiteMemoryStore):
+            raise TypeError(
+                f"no default text index for a {type(store).__name__}: pass text_index= along with the store"
+            )
+        text_index = Fts5TextIndex(store, context_weight=config.context_weight)
+    if cache is None and config.cache_enabled:
+        cache = LRUMemoryCache(config.cache_max_size)
+    return Parts(
+        config=config, store=store, text_index=text_index, embedder=embedder or make_embedder(config), cache=cache,
+        make_vector_index=_injected(vector_index) if vector_index is not None else _usearch(config, store),
+    )
+
+
+def make_embedder(config: MemoryConfig) -> Embedder:
+    """The embedder ``config`` names."""
+    if config.embedder_backend == EmbedderBackend.LOCAL:
+        from .adapters.local_embedder import LocalEmbedder  # imports torch: only when it is the one
+
+        return LocalEmbedder(config.model_name)
+    from .adapters import http_embedders
+
+    if config.embedder_backend == EmbedderBackend.OPENAI:
+        return http_embedders.OpenAIEmbedder(
+            config.model_name, api_key=config.openai_api_key, base_url=config.openai_base_url,
+            timeout_s=config.embed_timeout_s,
+        )
+    return http_embedders.OllamaEmbedder(
+        config.model_name, base_url=config.ollama_base_url, timeout_s=config.embed_timeout_s
+    )
+
+
+def _usearch(config: MemoryConfig, store: MemoryStore) -> VectorIndexFactory:
+    """usearch files beside the database (``<db>.vectors/``), built once the dimension is known."""
+
+    def build(dim: int, model: str) -> VectorIndex:
+        return UsearchVectorIndex(
+            store,
+            Path(store.location + ".vectors"),
+            ndim=dim,
+            model_name=model,
+            connectivity=config.hnsw_m,
+            expansion_add=config.hnsw_ef_construction,
+            expansion_search=config.hnsw_ef_search,
+            save_every=config.index_save_every,
+        )
+
+    return build
+
+
+def _injected(index: VectorIndex) -> VectorIndexFactory:
+    return lambda dim, model: index

@@ -1,0 +1,454 @@
+"""HierarchicalMemory: the public face of the rules of memory.
+
+Everything a memory server or a client wrapper does goes through this class. Each method checks
+its arguments and hands over to the module that holds the rule (``writing``, ``versions``,
+``reading``, ``recall``, ``promotion``, ``maintenance``, ``transfer``); the adapters below the
+ports only store, index and embed. ``docs/design.md`` states the rules in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TextIO
+
+from ..errors import InvalidArgumentError
+from . import embedding, maintenance, reading, recall, transfer, validation, versions, writing
+from .config import MemoryConfig
+from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
+from .parts import Parts
+from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorIndex
+from .promotion import record_recalls
+from .recall import SearchMode
+
+
+class HierarchicalMemory:
+    """Hierarchical, temporal memory over a store, a vector index, a text index and an embedder.
+
+    Create with ``await HierarchicalMemory.create(config)``; use as ``async with`` or call
+    ``close()``. Adapters may be injected in place of the configured defaults.
+    """
+
+    def __init__(self, parts: Parts):
+        self._parts = parts
+        self._closed = False
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    async def create(
+        cls,
+        config: MemoryConfig | None = None,
+        *,
+        store: MemoryStore | None = None,
+        vector_index: VectorIndex | None = None,
+        text_index: TextIndex | None = None,
+        embedder: Embedder | None = None,
+        cache: MemoryCache | None = None,
+        reembed: bool = False,
+    ) -> HierarchicalMemory:
+        """Open (or create) the memory database of ``config`` and return the engine.
+
+        An embedder other than the one the database was built with is refused, unless ``reembed``
+        is true: then every memory is embedded again with the new one (as ``memory-mcp reindex``).
+        """
+        # The composition root is the one place that turns a configuration into adapters.
+        from ..compose import assemble
+
+        parts = assemble(
+            config or MemoryConfig(), store=store, vector_index=vector_index, text_index=text_index,
+            embedder=embedder, cache=cache,
+        )
+        parts.reembed = reembed
+        await parts.store.open()
+        try:
+            async with parts.store.reading() as db:
+                parts.cache_seq = await db.last_change()
+            if parts.config.background_embedding:
+                parts.background = asyncio.create_task(embedding.prepare_in_background(parts))
+            else:
+                await embedding.prepare_vectors(parts)
+        except BaseException:
+            await parts.store.close()
+            raise
+        return cls(parts)
+
+    async def __aenter__(self) -> HierarchicalMemory:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Save the vector indexes and close the database. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        parts = self._parts
+        if parts.background is not None:
+            parts.background.cancel()
+            try:
+                await parts.background
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            if parts.vectors is not None:
+                await parts.vectors.close()
+        finally:
+            await parts.embedder.aclose()
+            await parts.store.close()
+
+    # -- the parts, for tools and tests ----------------------------------------------------------
+
+    @property
+    def config(self) -> MemoryConfig:
+        return self._parts.config
+
+    @property
+    def store(self) -> MemoryStore:
+        return self._parts.store
+
+    @property
+    def text_index(self) -> TextIndex:
+        return self._parts.text_index
+
+    @property
+    def vector_index(self) -> VectorIndex | None:
+        """None until the embedder has been checked against the database."""
+        return self._parts.vectors
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._parts.embedder
+
+    @property
+    def cache(self) -> MemoryCache | None:
+        return self._parts.cache
+
+    @property
+    def semantic_ready(self) -> bool:
+        """False while the embedder is still loading (recall then answers from full text alone)."""
+        return self._parts.semantic_ready.is_set()
+
+    async def wait_until_ready(self) -> None:
+        """Wait until semantic search is available; raises why if the embedder failed to load."""
+        await embedding.wait_until_ready(self._parts)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        content: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        category: MemoryCategory | str = MemoryCategory.FACT,
+        importance: float = 0.5,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        valid_from: datetime | str | float | None = None,
+        context: str | None = None,
+    ) -> Memory:
+        """Remember ``content`` at the position given by the ids; returns the stored memory.
+
+        ``valid_from`` is when the fact became true (say, when it was said in an imported
+        conversation); it defaults to now and may not lie in the future.
+
+        ``context`` is text that situates the memory without being part of it, such as the message
+        it answers ("What flavour did you make?" for "Chocolate and vanilla swirl."). Full-text
+        search finds the memory by its words too (each counting ``context_weight`` of one of the
+        memory's own); it is not embedded, and the memory carries it as ``context``.
+
+        If the same fact is already current on the position's path (or just below it), that memory
+        is reinforced and returned instead of storing a second one. High importance promotes the
+        memory upward at once (see ``MemoryConfig.promote_*``).
+        """
+        position = validation.position(user_id, session_id, agent_id, turn_id)
+        return await writing.add(
+            self._parts, content, position, category, importance, entity_refs, metadata,
+            idempotency_key=idempotency_key, provenance=provenance, valid_from=valid_from, context=context,
+        )
+
+    remember = add  # the convenience name the library's documentation uses for add
+
+    async def add_many(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 256) -> list[Memory]:
+        """Add many memories (each a dict of :meth:`add`'s arguments), embedding them in batches.
+
+        The same rules apply as for one ``add`` at a time (duplicates, promotion, expiry); batching
+        only makes the embedder do its work in bulk, which is what makes imports fast.
+        """
+        return await writing.add_many(self._parts, items, batch_size=batch_size)
+
+    async def add_conversation(
+        self, turns: Sequence[Mapping[str, Any]], *, window: int = 2, **shared: Any
+    ) -> list[Memory]:
+        """Store each turn of a conversation (each a dict of :meth:`add`'s arguments, ``shared``
+        giving those common to all, such as ``user_id``) as one memory, in order.
+
+        A turn alone often means little ("Yes, twice last year!"), so each turn gets the ``window``
+        turns before and after it as its ``context``, unless it brings its own: full-text search
+        then finds it by what was being talked about, while it stays the turn as said.
+        """
+        return await self.add_many(writing.conversation_items(self._parts, turns, window, shared))
+
+    async def supersede(
+        self,
+        old_memory_id: str,
+        new_content: str,
+        *,
+        user_id: str | None = None,
+        category: MemoryCategory | str | None = None,
+        importance: float | None = None,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        """Replace a current memory by a new version, keeping the old one in its history.
+
+        The new memory keeps the old one's scope, category, importance, entity refs and metadata
+        unless given. ``user_id``, when given, must own the old memory.
+        """
+        return await writing.supersede(
+            self._parts, old_memory_id, new_content, user_id=user_id, category=category, importance=importance,
+            entity_refs=entity_refs, metadata=metadata, idempotency_key=idempotency_key, provenance=provenance,
+        )
+
+    async def delete(self, memory_id: str, *, user_id: str | None = None, whole_chain: bool = False) -> int:
+        """Forget a memory: remove it from the store and from both indexes; returns how many went.
+
+        The versions before and after it stay linked to each other. With ``whole_chain=True`` every
+        version of the fact is removed.
+        """
+        return await versions.delete(self._parts, memory_id, user_id, whole_chain)
+
+    forget = delete
+
+    async def clear(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        """Delete every memory (every version) at and below a position; returns how many.
+
+        ``clear(user_id)`` empties the user's whole memory; with a ``session_id`` only that
+        session's memories (and its agents' and turns') go, and the user's other memories stay.
+        """
+        position = validation.position(user_id, session_id, agent_id, turn_id)
+        return await versions.clear(self._parts, position, time.time())
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, memory_id: str, *, user_id: str | None = None) -> Memory:
+        """The memory with this id (any version). ``user_id``, when given, must own it."""
+        return await reading.get(self._parts, memory_id, user_id)
+
+    async def get_history(self, memory_id: str, *, user_id: str | None = None) -> list[Memory]:
+        """Every version of the fact ``memory_id`` belongs to, oldest first, from any member."""
+        return await versions.history(self._parts, memory_id, user_id)
+
+    async def query(self, flt: MemoryFilter) -> list[Memory]:
+        """Memories matching a filter, newest first (no ranking by relevance)."""
+        return await reading.query(self._parts, flt)
+
+    async def get_all(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        *,
+        include_superseded: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Memory]:
+        """Every current memory at and below a position (all sessions of a user by default)."""
+        return await self.query(MemoryFilter(
+            user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id, all_levels=True,
+            include_superseded=include_superseded, limit=limit, offset=offset,
+        ))
+
+    async def search(
+        self,
+        query: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 10,
+        min_similarity: float = 0.0,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        *,
+        mode: SearchMode | str = "semantic",
+        scope_levels: Sequence[ScopeLevel | str] | None = None,
+        min_importance: float | None = None,
+        include_superseded: bool = False,
+        as_of: datetime | float | str | None = None,
+        entity_refs: Sequence[str] | None = None,
+        token_budget: int | None = None,
+    ) -> list[SearchResult]:
+        """Search visible from the position, by meaning (``mode="semantic"``, the default), words
+        (``"text"``) or both (``"hybrid"``). Unlike :meth:`recall`, a search is not counted as a
+        use of the memories it finds (no promotion by recall)."""
+        return await self._find(
+            query, user_id, session_id, agent_id, turn_id, top_k, mode=mode, min_similarity=min_similarity,
+            categories=categories, scope_levels=scope_levels, min_importance=min_importance,
+            include_superseded=include_superseded, as_of=as_of, entity_refs=entity_refs,
+            token_budget=token_budget, record=False,
+        )
+
+    async def text_search(
+        self,
+        query: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 10,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        *,
+        scope_levels: Sequence[ScopeLevel | str] | None = None,
+        min_importance: float | None = None,
+        include_superseded: bool = False,
+        as_of: datetime | float | str | None = None,
+        entity_refs: Sequence[str] | None = None,
+        token_budget: int | None = None,
+    ) -> list[SearchResult]:
+        """Full-text search (BM25 over this user's memories): best keyword matches first."""
+        return await self.search(
+            query, user_id, session_id, agent_id, turn_id, top_k, categories=categories, mode="text",
+            scope_levels=scope_levels, min_importance=min_importance, include_superseded=include_superseded,
+            as_of=as_of, entity_refs=entity_refs, token_budget=token_budget,
+        )
+
+    async def recall(
+        self,
+        query: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 5,
+        *,
+        mode: SearchMode | str = "hybrid",
+        min_similarity: float = 0.0,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        scope_levels: Sequence[ScopeLevel | str] | None = None,
+        min_importance: float | None = None,
+        include_superseded: bool = False,
+        as_of: datetime | float | str | None = None,
+        entity_refs: Sequence[str] | None = None,
+        token_budget: int | None = None,
+    ) -> list[SearchResult]:
+        """The memories most relevant to ``query`` visible from the position, best first.
+
+        ``mode`` is ``hybrid`` (semantic and full text fused, see ``scoring``, then weighed by
+        importance and recency; the default), ``semantic`` or ``text``. While the embedder is still
+        loading, hybrid recall answers from full text alone (``semantic_ready`` is False).
+        ``token_budget`` keeps the best results whose contents fit in that many (estimated) tokens.
+        A recall counts as a use of what it returns: memories recalled from enough distinct
+        positions are promoted (see ``MemoryConfig.promotion_recall_count``).
+        """
+        return await self._find(
+            query, user_id, session_id, agent_id, turn_id, top_k, mode=mode, min_similarity=min_similarity,
+            categories=categories, scope_levels=scope_levels, min_importance=min_importance,
+            include_superseded=include_superseded, as_of=as_of, entity_refs=entity_refs,
+            token_budget=token_budget, record=True,
+        )
+
+    async def _find(
+        self, query: str, user_id: str | None, session_id: str | None, agent_id: str | None,
+        turn_id: str | None, top_k: int, *, mode: SearchMode | str, min_similarity: float,
+        categories: Sequence[MemoryCategory | str] | None, scope_levels: Sequence[ScopeLevel | str] | None,
+        min_importance: float | None, include_superseded: bool, as_of: datetime | float | str | None,
+        entity_refs: Sequence[str] | None, token_budget: int | None, record: bool,
+    ) -> list[SearchResult]:
+        parts = self._parts
+        position = validation.position(user_id, session_id, agent_id, turn_id)
+        query = validation.query(query)
+        if mode not in ("hybrid", "semantic", "text"):
+            raise InvalidArgumentError(
+                f"unknown search mode {validation.clip(mode)}; use 'hybrid', 'semantic' or 'text'"
+            )
+        top_k = validation.count(top_k, "top_k", 1, validation.MAX_TOP_K)
+        min_similarity = validation.similarity(min_similarity)
+        if token_budget is not None:
+            token_budget = validation.count(token_budget, "token_budget", 1, 10**7)
+        flt = validation.memory_filter(MemoryFilter(
+            user_id=position.user_id, session_id=position.session_id, agent_id=position.agent_id,
+            turn_id=position.turn_id, categories=categories, scope_levels=scope_levels,
+            min_importance=min_importance, include_superseded=include_superseded, as_of=as_of,
+            entity_refs=entity_refs,
+        ))
+        now = time.time()
+        if not query.strip():
+            return []
+        use_semantic = mode == "semantic" or (mode == "hybrid" and self.semantic_ready)
+        if use_semantic and not self.semantic_ready:
+            await self.wait_until_ready()
+        # The query embeds in a worker thread while the database work goes on: most of recall's
+        # own cost hides behind the embedding it has to wait for anyway.
+        vector = asyncio.ensure_future(parts.embedder.embed([query])) if use_semantic else None
+        try:
+            user_key, results = await recall.find(
+                parts, query, position, flt, now, vector, mode=mode, top_k=top_k,
+                min_similarity=min_similarity, token_budget=token_budget,
+            )
+        finally:
+            if vector is not None and not vector.done():
+                vector.cancel()
+        if record and results and user_key is not None and not include_superseded and as_of is None:
+            await record_recalls(parts, user_key, position, results)
+        return results
+
+    async def stats(self, user_id: str | None = None) -> MemoryStats:
+        """Counts of one user's memories (of the whole database without ``user_id``).
+
+        ``total`` counts every stored version; ``current``, ``superseded`` and ``expired`` split it;
+        ``categories`` and ``scope_levels`` count the current memories, the ones recall can return.
+        """
+        return await maintenance.stats(self._parts, user_id)
+
+    # -- maintenance and transfer ---------------------------------------------------------------
+
+    async def check(self) -> dict[str, list[str]]:
+        """Consistency of the database after anything (a crash, say): every list empty means sound.
+
+        Version links must hold both ways (a closed version's successor exists, a new version's
+        predecessor points at it), the full-text index must match the store, and each user's
+        vector index must hold exactly that user's embedded memories.
+        """
+        return await maintenance.check(self._parts)
+
+    async def reindex(self) -> dict[str, int]:
+        """Rebuild both indexes from the store: full text (then its integrity check) and every
+        user's vector index. Returns how many memories and vectors were indexed."""
+        return await maintenance.reindex(self._parts)
+
+    async def export_jsonl(self, out: TextIO, user_id: str | None = None) -> int:
+        """Write every version of every memory (of one user, or all) to ``out`` as JSON lines;
+        returns how many. See :mod:`memory_mcp.memory.transfer` for the format."""
+        count = 0
+        async for record in transfer.export_records(self._parts, user_id):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    async def import_jsonl(
+        self, lines: Iterable[str], progress: Callable[[int], None] | None = None
+    ) -> transfer.ImportReport:
+        """Import JSON lines written by :meth:`export_jsonl` (ids, chains and scopes restored) or
+        lines without an id (remembered through :meth:`add`). Bad lines are reported, not fatal."""
+        return await transfer.import_lines(self._parts, lines, progress)

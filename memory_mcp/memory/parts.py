@@ -1,0 +1,43 @@
+"""What the rules work with: the configuration and the adapters behind the ports, shared by the
+modules of :mod:`memory_mcp.memory` (the composition root builds them; see ``compose.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import MemoryConfig
+from .ports import Embedder, MemoryCache, MemoryStore, TextIndex, VectorIndex
+
+# Builds the vector index once the embedder's dimension is known: (dimension, model name) -> index.
+VectorIndexFactory = Callable[[int, str], VectorIndex]
+
+
+@dataclass
+class Parts:
+    config: MemoryConfig
+    store: MemoryStore
+    text_index: TextIndex
+    embedder: Embedder
+    cache: MemoryCache | None
+    make_vector_index: VectorIndexFactory
+    vectors: VectorIndex | None = None  # set once the embedder has been checked against the store
+    semantic_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    background: asyncio.Task[None] | None = None  # the embedder loading, when it loads in the background
+    reembed: bool = False  # re-embed everything if the embedder differs from the database's
+    cache_seq: int = 0  # the last change the cache has seen
+
+    def forget_cached(self, memory_id: str | None) -> None:
+        if self.cache is not None and memory_id is not None:
+            self.cache.invalidate(memory_id)
+
+    async def refresh_cache(self) -> None:
+        """Drop cached memories that any process has changed since we last looked."""
+        if self.cache is None:
+            return
+        async with self.store.reading() as db:
+            changes = await db.changes_since(self.cache_seq)
+        for change in changes:
+            self.cache.invalidate(change.memory_id)
+            self.cache_seq = change.seq

@@ -1,0 +1,162 @@
+"""Recall and ranking: candidates from both indexes, fused, weighed, cut to ``top_k`` and a budget.
+
+Hybrid recall (the default) asks the text index and the vector index for candidates among what is
+visible from the position, scores what only full text found semantically too (from its stored
+vector), fuses both scores (see :mod:`memory_mcp.memory.scoring`) and weighs the result by importance
+and recency. While the embedder is still loading, hybrid recall answers from full text alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+import numpy as np
+
+from .models import Memory, SearchResult
+from .parts import Parts
+from .ports import MemoryFilter, Selection, Vector, VectorFilter
+from .scope import Position
+from .scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
+
+SearchMode = Literal["hybrid", "semantic", "text"]
+
+
+async def find(
+    parts: Parts,
+    query: str,
+    position: Position,
+    flt: MemoryFilter,
+    now: float,
+    embedding: asyncio.Future[Vector] | None,
+    *,
+    mode: str,
+    top_k: int,
+    min_similarity: float,
+    token_budget: int | None,
+) -> tuple[int | None, list[SearchResult]]:
+    """The user's key (None if the user has stored nothing) and the ranked results. ``flt`` has
+    been checked; ``embedding`` is the query's vector on its way, or None for full text alone."""
+    async with parts.store.reading() as db:
+        user_key = await db.user_key(position.user_id)
+    if user_key is None:
+        return None, []
+    within = Selection(user_key, (flt,), now)
+    semantic: list[tuple[int, float]] = []
+    text: list[tuple[int, float]] = []
+    depth = max(top_k * 3, 30) if mode == "hybrid" else top_k
+    if mode in ("hybrid", "text"):
+        text = await parts.text_index.search(query, user_key, depth, within)
+    vector: Vector | None = None
+    if embedding is not None:
+        vector = (await embedding)[0]
+        semantic = await nearest(parts, vector, within, depth)
+        if min_similarity > 0:
+            semantic = [(k, s) for k, s in semantic if s >= min_similarity]
+
+    similarity = dict(semantic)
+    bm25 = dict(text)
+    keys = list(dict.fromkeys([k for k, _ in semantic] + [k for k, _ in text]))
+    if mode == "hybrid" and vector is not None:
+        # What only full text found is scored semantically too, from its stored vector.
+        similarity.update(await similarities(parts, vector, [k for k in keys if k not in similarity]))
+        if min_similarity > 0:  # a memory not embedded yet has no similarity to pass
+            keys = [k for k in keys if similarity.get(k, -1.0) >= min_similarity]
+    async with parts.store.reading() as db:
+        rows = await db.by_keys(keys)
+    ranked = rank(parts, keys, rows, similarity, bm25, [k for k, _ in semantic], [k for k, _ in text], mode, now)
+    return user_key, within_budget(ranked, rows, similarity, bm25, top_k, token_budget)
+
+
+def rank(
+    parts: Parts,
+    keys: list[int],
+    rows: dict[int, Memory],
+    similarity: dict[int, float],
+    bm25: dict[int, float],
+    semantic_order: list[int],
+    text_order: list[int],
+    mode: str,
+    now: float,
+) -> list[tuple[int, float]]:
+    """(key, score) best first: by cosine, by BM25, or fused and weighed (hybrid)."""
+    if mode == "semantic":
+        return [(k, similarity[k]) for k in keys if k in rows]
+    if mode == "text":
+        return [(k, bm25[k]) for k in keys if k in rows]
+    config = parts.config
+    if config.fusion == "rrf":
+        fused = reciprocal_rank_fusion([semantic_order, text_order], config.rrf_k)
+    else:
+        fused = score_fusion(similarity, bm25, config.text_weight)
+    ranked = []
+    for k in keys:
+        if k not in rows:
+            continue
+        m = rows[k]
+        ranked.append((k, weigh(
+            fused[k], importance=m.importance, age_days=(now - m.valid_from.timestamp()) / 86400,
+            importance_weight=config.importance_weight, recency_weight=config.recency_weight,
+            half_life_days=config.recency_half_life_days,
+        )))
+    ranked.sort(key=lambda kv: -kv[1])
+    return ranked
+
+
+def within_budget(
+    ranked: list[tuple[int, float]],
+    rows: dict[int, Memory],
+    similarity: dict[int, float],
+    bm25: dict[int, float],
+    top_k: int,
+    token_budget: int | None,
+) -> list[SearchResult]:
+    """The best ``top_k`` results whose contents fit in ``token_budget`` (estimated) tokens: one too
+    long to fit is skipped, and shorter ones after it may still fit."""
+    results: list[SearchResult] = []
+    budget = token_budget
+    for key, score in ranked:
+        memory = rows[key]
+        if budget is not None:
+            cost = estimate_tokens(memory.content)
+            if cost > budget:
+                continue
+            budget -= cost
+        results.append(SearchResult(memory=memory, score=score, similarity=similarity.get(key), text_score=bm25.get(key)))
+        if len(results) == top_k:
+            break
+    return results
+
+
+async def nearest(parts: Parts, vector: Vector, within: Selection, want: int) -> list[tuple[int, float]]:
+    """Up to ``want`` nearest vectors in the selection: HNSW has no filter, so ask for more until
+    enough pass (or the user's index is exhausted)."""
+    index = parts.vectors
+    assert index is not None
+    count = max(want * 4, 64)
+    while True:
+        found = await index.search(vector, count, VectorFilter(user_key=within.user_key))
+        if not found:
+            return []
+        async with parts.store.reading() as db:
+            allowed = await db.filter_keys([k for k, _ in found], within)
+        passing = [(k, s) for k, s in found if k in allowed]
+        if len(passing) >= want or len(found) < count:
+            return passing[:want]
+        count *= 4
+
+
+async def similarities(parts: Parts, vector: Vector, keys: list[int]) -> dict[int, float]:
+    """Cosine similarity of the query to the stored vectors of these memories (those that have one)."""
+    if not keys:
+        return {}
+    async with parts.store.reading() as db:
+        stored = await db.embeddings(keys)
+    if not stored:
+        return {}
+    order = list(stored)
+    matrix = np.stack([stored[k] for k in order])
+    query = np.asarray(vector, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
+    cosines = (matrix @ query) / np.maximum(norms, 1e-12)
+    return {key: float(c) for key, c in zip(order, cosines, strict=True)}
