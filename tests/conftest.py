@@ -59,3 +59,17 @@ async def memory(open_memory: Callable[..., Any]) -> AsyncIterator[HierarchicalM
     engine = await open_memory()
     yield engine
     await engine.close()
+
+
+# Whole files that start server processes, drive other programs or run long randomized workloads:
+# `pytest -m "not slow"` leaves them out while iterating (CI runs everything).
+SLOW_FILES = {
+    "test_inspector_cli.py", "test_server_transports.py", "test_isolation_random.py", "test_stateful_rules.py",
+    "test_contention_and_load.py", "test_crash_recovery.py", "test_server_auth.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
