@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data/locomo/locomo-dev.json}"
 if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv && .venv/bin/pip install torch==2.13.0
+    python3 -m venv .venv
 fi
 .venv/bin/pip install -q -e '.[bench]'
 bench/peers/setup.sh

@@ -11,9 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .adapters.lru_cache import LRUMemoryCache
+from .adapters.onnx_embedder import MODEL_NAME as ONNX_MODEL
+from .adapters.onnx_embedder import OnnxEmbedder
 from .adapters.sqlite.fts5 import Fts5TextIndex
 from .adapters.sqlite.store import SQLiteMemoryStore
 from .adapters.usearch_index import UsearchVectorIndex
+from .errors import EmbedderError
 from .memory.config import EmbedderBackend, MemoryConfig
 from .memory.parts import Parts, VectorIndexFactory
 from .memory.ports import Embedder, MemoryCache, MemoryStore, TextIndex, VectorIndex
@@ -48,9 +51,16 @@ def assemble(
 def make_embedder(config: MemoryConfig) -> Embedder:
     """The embedder ``config`` names."""
     if config.embedder_backend == EmbedderBackend.LOCAL:
-        from .adapters.local_embedder import LocalEmbedder  # imports torch: only when it is the one
+        if config.model_name not in (ONNX_MODEL, f"sentence-transformers/{ONNX_MODEL}"):
+            raise EmbedderError(
+                f"the local embedder runs the packaged {ONNX_MODEL} only, not {config.model_name!r}: for another "
+                "local model set embedder_backend='sentence-transformers' (an optional extra)"
+            )
+        return OnnxEmbedder(threads=config.embed_threads)
+    if config.embedder_backend == EmbedderBackend.SENTENCE_TRANSFORMERS:
+        from .adapters.sentence_transformers_embedder import SentenceTransformersEmbedder
 
-        return LocalEmbedder(config.model_name)
+        return SentenceTransformersEmbedder(config.model_name)
     from .adapters import http_embedders
 
     if config.embedder_backend == EmbedderBackend.OPENAI:

@@ -1,7 +1,7 @@
-"""Shared fixtures: a real SQLite file in a temp dir, the real usearch index, the real MiniLM model.
+"""Shared fixtures: a real SQLite file in a temp dir, the real usearch index, the real MiniLM model (the default ONNX runtime).
 
-The model is loaded once per test session and injected into every engine, because loading it takes
-seconds; everything else is built fresh for each test.
+The model is loaded once per test session and injected into every engine (loading it takes a
+fraction of a second, but each engine would load its own copy); everything else is fresh per test.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from memory_mcp import HierarchicalMemory, MemoryConfig
-from memory_mcp.adapters.local_embedder import LocalEmbedder
+from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
 
 
 @pytest.fixture(scope="session")
-async def embedder() -> AsyncIterator[LocalEmbedder]:
-    model = LocalEmbedder()
+async def embedder() -> AsyncIterator[OnnxEmbedder]:
+    model = OnnxEmbedder()
     await model.warm_up()
     yield model
 
@@ -26,7 +26,7 @@ async def embedder() -> AsyncIterator[LocalEmbedder]:
 class _SharedEmbedder:
     """The session's embedder, which an engine's close() must not unload."""
 
-    def __init__(self, inner: LocalEmbedder):
+    def __init__(self, inner: OnnxEmbedder):
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
@@ -43,7 +43,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def open_memory(
-    db_path: Path, embedder: LocalEmbedder
+    db_path: Path, embedder: OnnxEmbedder
 ) -> Callable[..., Any]:
     """Open an engine on the test's database (more than once if a test needs to reopen it)."""
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from memory_mcp import HierarchicalMemory, MemoryFilter, ScopeLevel
-from memory_mcp.adapters.local_embedder import LocalEmbedder
+from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
 
 LOW = 0.1  # below every promotion threshold
 S1 = {"session_id": "s1"}
@@ -44,7 +44,7 @@ async def visible_ids(memory: HierarchicalMemory, **where: Any) -> list[str]:
     return [m.id for m in await memory.query(MemoryFilter(user_id="alice", **where))]
 
 
-async def cosine(embedder: LocalEmbedder, a: str, b: str) -> float:
+async def cosine(embedder: OnnxEmbedder, a: str, b: str) -> float:
     va, vb = await embedder.embed([a, b])
     return float(np.dot(va, vb))
 
@@ -201,7 +201,7 @@ async def test_reinforcement_keeps_the_highest_importance_and_counts_every_repea
 
 
 async def test_near_paraphrase_above_duplicate_similarity_reinforces_the_existing_memory(
-    memory: HierarchicalMemory, embedder: LocalEmbedder
+    memory: HierarchicalMemory, embedder: OnnxEmbedder
 ) -> None:
     original, paraphrase = "Alice is allergic to peanuts", "Alice has a peanut allergy"
     assert await cosine(embedder, original, paraphrase) >= memory.config.duplicate_similarity
@@ -216,7 +216,7 @@ async def test_near_paraphrase_above_duplicate_similarity_reinforces_the_existin
 
 
 async def test_related_text_below_duplicate_similarity_is_a_separate_memory(
-    memory: HierarchicalMemory, embedder: LocalEmbedder
+    memory: HierarchicalMemory, embedder: OnnxEmbedder
 ) -> None:
     tea, coffee = "The user likes tea", "The user likes coffee"
     assert await cosine(embedder, tea, coffee) < memory.config.duplicate_similarity
@@ -454,7 +454,7 @@ async def test_fact_promoted_to_user_by_recall_absorbs_the_same_fact_held_in_ano
 
 
 async def test_near_paraphrase_in_another_session_is_absorbed_when_a_fact_is_promoted_to_user_by_recall(
-    memory: HierarchicalMemory, embedder: LocalEmbedder
+    memory: HierarchicalMemory, embedder: OnnxEmbedder
 ) -> None:
     """Near-duplicates by embedding are the same fact (the duplicate rule), whichever way it climbs."""
     original, paraphrase = "Alice is allergic to peanuts", "Alice has a peanut allergy"
@@ -485,7 +485,7 @@ async def test_readding_at_user_level_a_fact_held_in_two_sessions_leaves_one_cur
 
 
 async def test_near_duplicate_in_scope_is_found_even_when_the_user_has_many_closer_memories_elsewhere(
-    memory: HierarchicalMemory, embedder: LocalEmbedder
+    memory: HierarchicalMemory, embedder: OnnxEmbedder
 ) -> None:
     """The duplicate check must look at what is in scope, not only at the user's nearest vectors."""
     original, paraphrase = "Alice is allergic to peanuts", "Alice has a peanut allergy"
@@ -592,7 +592,7 @@ async def test_a_paraphrase_naming_the_same_things_is_still_one_fact(memory: Hie
 
 
 async def test_promotion_by_recall_does_not_absorb_a_near_twin_that_names_another_number(
-    memory: HierarchicalMemory, embedder: LocalEmbedder
+    memory: HierarchicalMemory, embedder: OnnxEmbedder
 ) -> None:
     """The duplicate rule is one rule: a near twin naming another number is another fact, also when
     a memory climbs by use and sweeps its new subtree."""

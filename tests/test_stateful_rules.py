@@ -114,7 +114,7 @@ from memory_mcp import (
     MemoryNotFoundError,
     SyncHierarchicalMemory,
 )
-from memory_mcp.adapters.local_embedder import LocalEmbedder
+from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
 
 SOAK = os.environ.get("MEMORY_MCP_SOAK") == "1"
 
@@ -521,7 +521,7 @@ def raises(exc: type[BaseException], call: Any, *args: Any, **kwargs: Any) -> No
 class Rules(RuleBasedStateMachine):
     """What both machines share: the engine, the model, deletes, clears and every check."""
 
-    embedder: ClassVar[LocalEmbedder]
+    embedder: ClassVar[OnnxEmbedder]
     workdir: ClassVar[Path]
 
     memories = Bundle("memories")
@@ -774,13 +774,13 @@ def _settings(examples: int, steps: int) -> settings:
 
 
 @pytest.fixture
-def machines(embedder: LocalEmbedder, tmp_path: Path) -> type[Rules]:
+def machines(embedder: OnnxEmbedder, tmp_path: Path) -> type[Rules]:
     Rules.embedder = embedder
     Rules.workdir = tmp_path
     return Rules
 
 
-def test_contents_are_far_from_duplicates(embedder: LocalEmbedder) -> None:
+def test_contents_are_far_from_duplicates(embedder: OnnxEmbedder) -> None:
     """The premise of StatefulRules: no two DISTINCT_FACTS are near-duplicates; and of
     DuplicateRules: the spellings of a fact are the same text for the engine, the facts are not."""
     import asyncio

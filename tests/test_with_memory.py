@@ -32,7 +32,7 @@ from memory_mcp import (
     SyncHierarchicalMemory,
     with_memory,
 )
-from memory_mcp.adapters.local_embedder import LocalEmbedder
+from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
 
 PREFERENCE = "User prefers Python for backend work"
 
@@ -52,7 +52,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def engine(db_path: Path, embedder: LocalEmbedder) -> Iterator[SyncHierarchicalMemory]:
+def engine(db_path: Path, embedder: OnnxEmbedder) -> Iterator[SyncHierarchicalMemory]:
     memory = SyncHierarchicalMemory(MemoryConfig(db_path=db_path), embedder=_SharedEmbedder(embedder))
     yield memory
     memory.close()

@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class EmbedderBackend(StrEnum):
-    LOCAL = "local"  # sentence-transformers, the packaged all-MiniLM-L6-v2
+    LOCAL = "local"  # the packaged all-MiniLM-L6-v2 on ONNX Runtime (no torch)
+    SENTENCE_TRANSFORMERS = "sentence-transformers"  # any local sentence-transformers model (optional extra)
     OPENAI = "openai"  # any server speaking OpenAI's /v1/embeddings
     OLLAMA = "ollama"  # an Ollama server's /api/embed
 
@@ -23,6 +24,7 @@ def default_db_path() -> Path:
 
 _DEFAULT_MODELS = {
     EmbedderBackend.LOCAL: "all-MiniLM-L6-v2",
+    EmbedderBackend.SENTENCE_TRANSFORMERS: "all-MiniLM-L6-v2",
     EmbedderBackend.OPENAI: "text-embedding-3-small",
     EmbedderBackend.OLLAMA: "nomic-embed-text",
 }
@@ -55,6 +57,9 @@ class MemoryConfig(BaseSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     ollama_base_url: str = "http://localhost:11434"
     embed_timeout_s: float = Field(default=30.0, gt=0)
+    embed_threads: int | None = Field(
+        default=None, ge=1, description="Threads the local (ONNX) embedder uses; by default the CPUs, at most 4."
+    )
     background_embedding: bool = Field(
         default=False,
         description=(

@@ -2,7 +2,7 @@
 
 Each tool is a few lines over one ``HierarchicalMemory`` call; the rules live in the core. The
 engine opens at once and loads its embedding model in the background, so the server answers
-``initialize`` and ``tools/list`` without waiting for torch; until the model is ready, recall
+``initialize`` and ``tools/list`` without waiting for the model; until it is ready, recall
 answers from full text (and says so), and writes are embedded as soon as it is.
 """
 

@@ -66,9 +66,17 @@ CACHES: dict[str, Callable[[int], MemoryCache]] = {  # a cache holding at most n
     "lru": LRUMemoryCache,
 }
 
+def _sentence_transformers(request: pytest.FixtureRequest) -> Embedder:
+    pytest.importorskip("sentence_transformers", reason="the optional extra is not installed (CI installs it)")
+    from memory_mcp.adapters.sentence_transformers_embedder import SentenceTransformersEmbedder
+
+    return SentenceTransformersEmbedder()
+
+
 EMBEDDERS: dict[str, Callable[[pytest.FixtureRequest], Embedder]] = {
-    # the packaged MiniLM, loaded once per test session by tests/conftest.py
+    # the packaged MiniLM on ONNX Runtime, loaded once per test session by tests/conftest.py
     "local": lambda request: request.getfixturevalue("embedder"),
+    "sentence-transformers": _sentence_transformers,  # the same model on torch (optional extra)
 }
 
 

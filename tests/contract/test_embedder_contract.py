@@ -7,7 +7,7 @@ import pytest
 
 from memory_mcp.memory.ports import Embedder
 
-# Loading a real model takes seconds (once per test session, shared with the other tests).
+# Loading a real model takes up to seconds (once per test session).
 pytestmark = pytest.mark.slow
 
 TEXTS = ["The cat sat on the mat.", "A cat was sitting on the rug.", "Quarterly revenue grew by ten percent."]

