@@ -318,7 +318,7 @@ def test_stdio_stdout_carries_only_json_rpc_and_logs_go_to_stderr(tmp_path: Path
         assert line.endswith(b"\n"), line
         message = json.loads(line)
         assert message.get("jsonrpc") == "2.0" and ("id" in message or "method" in message), line
-    assert len(seen) >= 8
+    assert len(seen) >= 7  # an answer to each request (a recall made while the model loads waits for it)
     log = stderr_path.read_text()
     assert "memory database:" in log and "loaded embedding model" in log, log
     assert returncode == 0, f"exit status {returncode} after stdin closed\n{log[-3000:]}"

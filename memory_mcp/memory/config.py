@@ -60,6 +60,11 @@ class MemoryConfig(BaseSettings):
     embed_threads: int | None = Field(
         default=None, ge=1, description="Threads the local (ONNX) embedder uses; by default the CPUs, at most 4."
     )
+    semantic_wait_s: float = Field(
+        default=2.0, ge=0,
+        description="How long a hybrid recall made while the embedding model loads in the background waits for "
+        "it before answering from full text alone (and saying so).",
+    )
     background_embedding: bool = Field(
         default=False,
         description=(

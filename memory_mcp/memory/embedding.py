@@ -32,6 +32,28 @@ async def wait_until_ready(parts: Parts) -> None:
         parts.background.result()  # re-raises why loading failed
 
 
+async def wait_briefly(parts: Parts, seconds: float) -> None:
+    """Give a model loading in the background up to ``seconds`` to be ready; never raises (a model
+    that failed or is slow leaves the caller to answer without it)."""
+    if parts.semantic_ready.is_set() or parts.background is None or parts.background.done():
+        return
+    ready = asyncio.ensure_future(parts.semantic_ready.wait())
+    try:
+        await asyncio.wait({ready, parts.background}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ready.cancel()
+
+
+def status(parts: Parts) -> str:
+    """'ready', 'loading', or 'failed: <why>' for the embedding model."""
+    if parts.semantic_ready.is_set():
+        return "ready"
+    task = parts.background
+    if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+        return f"failed: {task.exception()}"
+    return "loading"
+
+
 async def prepare_in_background(parts: Parts) -> None:
     try:
         await parts.embedder.warm_up()

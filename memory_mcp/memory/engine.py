@@ -133,8 +133,14 @@ class HierarchicalMemory:
 
     @property
     def semantic_ready(self) -> bool:
-        """False while the embedder is still loading (recall then answers from full text alone)."""
+        """False while the embedder is still loading, or if it failed to load (hybrid recall then
+        waits up to ``semantic_wait_s`` for it, and answers from full text alone after that)."""
         return self._parts.semantic_ready.is_set()
+
+    @property
+    def semantic_status(self) -> str:
+        """'ready', 'loading', or 'failed: <why>': what a full-text-only answer should say."""
+        return embedding.status(self._parts)
 
     async def wait_until_ready(self) -> None:
         """Wait until semantic search is available; raises why if the embedder failed to load."""
@@ -355,8 +361,9 @@ class HierarchicalMemory:
         """The memories most relevant to ``query`` visible from the position, best first.
 
         ``mode`` is ``hybrid`` (semantic and full text fused, see ``scoring``, then weighed by
-        importance and recency; the default), ``semantic`` or ``text``. While the embedder is still
-        loading, hybrid recall answers from full text alone (``semantic_ready`` is False).
+        importance and recency; the default), ``semantic`` or ``text``. A hybrid recall made while
+        the embedder loads in the background waits up to ``semantic_wait_s`` for it, then answers
+        from full text alone (``semantic_ready`` is False; ``semantic_status`` says why).
         ``token_budget`` keeps the best results whose contents fit in that many (estimated) tokens.
         A recall counts as a use of what it returns: memories recalled from enough distinct
         positions are promoted (see ``MemoryConfig.promotion_recall_count``).
@@ -392,9 +399,11 @@ class HierarchicalMemory:
             min_importance=min_importance, include_superseded=include_superseded, as_of=as_of,
             entity_refs=entity_refs,
         ))
-        now = time.time()
         if not query.strip():
             return []
+        if mode == "hybrid" and not self.semantic_ready:  # a model loading now is usually a second away
+            await embedding.wait_briefly(parts, parts.config.semantic_wait_s)
+        now = time.time()
         use_semantic = mode == "semantic" or (mode == "hybrid" and self.semantic_ready)
         if use_semantic and not self.semantic_ready:
             await self.wait_until_ready()

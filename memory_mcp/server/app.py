@@ -114,12 +114,15 @@ def _line(m: MemoryOut) -> str:
     return f"[{m.category}/{m.scope}] {m.content} ({m.valid_from:%Y-%m-%d}, id {m.id}{when})"
 
 
-def _hits_text(out: SearchOut) -> str:
+def _hits_text(out: SearchOut, status: str) -> str:
     if not out.results:
         text = "No matching memories."
     else:
         text = "\n".join(f"{i}. {_line(h)} score {h.score:.3f}" for i, h in enumerate(out.results, 1))
-    return text if out.semantic_ready else text + "\n(embedding model still loading: full-text matches only)"
+    if out.semantic_ready:
+        return text
+    why = "still loading" if status == "loading" else f"not available ({clip(status, 200, plain=True)})"
+    return text + f"\n(embedding model {why}: full-text matches only)"
 
 
 def compact_schema(node: Any) -> Any:
@@ -259,7 +262,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             token_budget=token_budget,
         ))
         out = SearchOut(results=[Hit.of_result(r) for r in results], semantic_ready=mem.semantic_ready)
-        return _result(out, _hits_text(out))
+        return _result(out, _hits_text(out, mem.semantic_status))
 
     @mcp.tool(annotations=_READ)
     async def search(
@@ -285,7 +288,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             include_superseded=include_superseded, as_of=as_of,
         ))
         out = SearchOut(results=[Hit.of_result(r) for r in results], semantic_ready=mem.semantic_ready)
-        return _result(out, _hits_text(out))
+        return _result(out, _hits_text(out, mem.semantic_status))
 
     @mcp.tool(annotations=_WRITE)
     async def supersede(
