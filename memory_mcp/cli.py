@@ -150,8 +150,29 @@ def serve(settings: Any) -> None:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-    transport = "streamable-http" if settings.transport == "http" else "sse"
-    server.run(transport, host=settings.host, port=settings.port, transport_security=security)
+    if settings.transport == "http":
+        server.run("streamable-http", host=settings.host, port=settings.port, transport_security=security)
+        return
+    _serve_sse(server, settings, security)
+
+
+def _serve_sse(server: Any, settings: Any, security: Any) -> None:
+    """SSE, with the engine held open for as long as the process runs: the SDK enters the MCP
+    lifespan once per SSE connection, which would otherwise close the engine when the last client
+    leaves and load it again for the next one."""
+    from contextlib import asynccontextmanager
+
+    import uvicorn
+
+    app = server.sse_app(transport_security=security, host=settings.host)
+
+    @asynccontextmanager
+    async def engine_for_the_process(_: Any) -> Any:
+        async with server.holder.use():
+            yield
+
+    app.router.lifespan_context = engine_for_the_process
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
 if __name__ == "__main__":

@@ -414,11 +414,14 @@ async def test_sse_end_to_end_and_restart(tmp_path: Path, servers: Servers) -> N
     url = f"http://127.0.0.1:{port}/sse"
     async with session(sse_client(url)) as client:
         memory_id = await exercise(client, "sse")
-    # SSE enters the server lifespan per connection: a new connection reopens the database
+    # SSE enters the server lifespan per connection; the engine stays open for the process, so a
+    # new connection finds it ready instead of loading the database and the model again.
     async with session(sse_client(url)) as client:
         assert [m["id"] for m in _ok(await client.call_tool("list_memories", {}))["memories"]] == [memory_id]
         stats = json.loads((await client.read_resource("memory://stats")).contents[0].text)
         assert stats["current"] == 1
+        assert (await client.call_tool("recall", {"query": "x"})).structured_content["semantic_ready"]
+    assert log.read_text().count("memory database:") == 1, log.read_text()[-3000:]
     # One connection per request: after refusing, the SDK's SSE endpoint raises and the connection
     # is dropped, so a pooled keep-alive connection would be reset.
     evil = httpx.get(

@@ -45,8 +45,10 @@ _DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempoten
 
 
 class EngineHolder:
-    """One engine per server process, shared by every connection (SSE enters the lifespan per
-    connection), opened by the first and closed by the last."""
+    """One engine per server process, shared by every connection, opened by the first user of it
+    and closed by the last. The MCP lifespan is one user (SSE enters it once per connection); the
+    SSE transport also holds it for the whole process (see ``cli.serve``), so that a new connection
+    finds the engine open instead of loading it again."""
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
@@ -150,6 +152,8 @@ class MemoryServer(MCPServer):
     """MCPServer whose ``tools/list`` answer is compacted (it is paid for in every conversation)
     and whose prompt and resource errors say what was wrong, briefly, as invalid params."""
 
+    holder: EngineHolder  # the process's engine, set by build_server
+
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
         # The public prompts/list view: each prompt's name and its arguments with whether required.
         prompts = {p.name: p for p in await self.list_prompts()}
@@ -204,6 +208,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         lifespan=lifespan,
         **_auth(settings),
     )
+    mcp.holder = holder
 
     def engine(ctx: Context) -> HierarchicalMemory:
         held = _holder(ctx).engine
