@@ -76,18 +76,10 @@ class UsearchVectorIndex:
         size = len(part.index)
         if size == 0 or count <= 0:
             return []
-        vector = np.asarray(query, dtype=np.float32)
-        want = min(count, size)
-        while True:
-            # HNSW has no filter: with allowed keys, ask for more neighbours until enough pass.
-            matches = part.index.search(vector, want, exact=size <= EXACT_BELOW)
-            results = [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
-            if flt.allowed is None:
-                return results
-            passing = [r for r in results if r[0] in flt.allowed]
-            if len(passing) >= count or want >= size:
-                return passing[:count]
-            want = min(want * 4, size)
+        matches = part.index.search(
+            np.asarray(query, dtype=np.float32), min(count, size), exact=size <= EXACT_BELOW
+        )
+        return [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
 
     async def size(self, user_key: int) -> int:
         return len((await self._synced(user_key)).index)

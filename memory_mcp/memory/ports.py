@@ -138,10 +138,10 @@ class VectorFile(NamedTuple):
 
 @dataclass
 class VectorFilter:
-    """Restricts a vector search to one user and, optionally, to a set of memory keys."""
+    """Restricts a vector search to one user (filters on memories are the store's: see
+    ``recall.nearest``, which widens the search until enough neighbours pass them)."""
 
     user_key: int
-    allowed: set[int] | None = None
 
 
 @runtime_checkable

@@ -105,7 +105,7 @@ async def add(
             key = await db.insert(NewVersion(memory, user_key, digest, search_text(content, refs, since), vector))
             if to != position:
                 await absorb(db, user_key, key, to, digest, near, at)
-        stored = await _get(db, key=key)
+        stored = await _get(db, key)
         if idempotency_key is not None:
             await db.put_idempotent(user_key, idempotency_key, stored.id, at)
     parts.forget_cached(stored.id)
@@ -216,10 +216,10 @@ async def supersede(
             expires_at=_at(at + parts.config.turn_ttl_s) if old.turn_id is not None else None,
             supersedes=old.id, superseded_by=None, reinforcement_count=0, context=None,
         ))
-        await db.insert(NewVersion(memory, user_key, content_hash(content), search_text(content, refs, at), vector))
+        key = await db.insert(NewVersion(memory, user_key, content_hash(content), search_text(content, refs, at), vector))
         if idempotency_key is not None:
             await db.put_idempotent(user_key, idempotency_key, new_id, at)
-        found = await _get(db, new_id)
+        found = await _get(db, key)
     parts.forget_cached(old.id)
     await embedding.after_write(parts, vector)
     return found
@@ -251,13 +251,9 @@ async def _reinforce(db: StoreWriter, existing: Stored, importance: float, to: P
     return broader
 
 
-async def _get(db: StoreReader, memory_id: str | None = None, *, key: int | None = None) -> Memory:
-    if key is not None:
-        return (await db.by_keys([key]))[key]
-    assert memory_id is not None
-    found = await db.get(memory_id)
-    assert found is not None
-    return found.memory
+async def _get(db: StoreReader, key: int) -> Memory:
+    """A version as stored, read back in the transaction that wrote it."""
+    return (await db.by_keys([key]))[key]
 
 
 def _origin(position: Position, at: float) -> dict[str, Any]:

@@ -44,20 +44,6 @@ async def test_another_users_vectors_never_appear(vector_index: VectorIndex, add
     assert [key for key, _ in found] == [bob.key]
 
 
-async def test_a_search_can_be_restricted_to_some_keys(vector_index: VectorIndex, add: Add) -> None:
-    stored = [await add("alice", f"e{i}", embedding=E[i]) for i in range(4)]
-    allowed = {stored[2].key, stored[3].key}
-    found = await vector_index.search(E[0], 10, VectorFilter(user_key=stored[0].user_key, allowed=allowed))
-    assert {key for key, _ in found} == allowed
-
-
-async def test_a_restricted_search_returns_the_best_allowed_keys(vector_index: VectorIndex, add: Add) -> None:
-    stored = [await add("alice", f"e{i}", embedding=E[i]) for i in range(4)]
-    far = stored[3]
-    found = await vector_index.search(E[0], 1, VectorFilter(user_key=far.user_key, allowed={far.key}))
-    assert found == [(far.key, close_to(0.0))]
-
-
 async def test_nothing_is_found_without_vectors_or_with_a_count_of_zero(
     vector_index: VectorIndex, store: MemoryStore, add: Add
 ) -> None:

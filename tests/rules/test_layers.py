@@ -68,6 +68,26 @@ def test_no_module_of_the_rules_exceeds_500_lines() -> None:
     assert long == {}
 
 
+def _cycles(graph: dict[str, set[str]]) -> list[str]:
+    """Every cycle a depth-first walk meets, as 'a -> b -> a'."""
+    cycles: list[str] = []
+    state: dict[str, int] = {}  # 1 while on the walk's path, 2 once done
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
 def test_no_import_cycles() -> None:
     """Between modules (a package's ``__init__`` re-exporting its modules is not an edge back)."""
     sources = _sources()
@@ -82,28 +102,15 @@ def test_no_import_cycles() -> None:
             if imported and imported != name and sources[imported].name != "__init__.py":
                 targets.add(imported)
         graph[name] = targets
-    cycles = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
-            elif nxt not in state:
-                visit(nxt, [*stack, nxt])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
+    cycles = _cycles(graph)
     assert cycles == []
 
 
-def test_the_layer_check_sees_a_cycle_and_sql_when_there_is_one(tmp_path: Path) -> None:
-    """The checks above can fail: a pattern that matches nothing would pass forever."""
+def test_the_layer_checks_see_a_cycle_sql_and_an_import_when_there_is_one() -> None:
+    """The checks above can fail: a finder that finds nothing would pass forever."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a -> b -> c -> a"]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
     assert SQL.search('cursor = await db.execute("SELECT key FROM memories WHERE id = ?")')
     assert SQL.search("UPDATE memories SET valid_until = ?")
     assert not SQL.search("Select the memories visible from a position")
-    init = PACKAGE / "memory" / "writing.py"
-    assert "memory_mcp.memory.duplicates" in _imports(init)
+    assert "memory_mcp.memory.duplicates" in _imports(RULES / "writing.py")  # relative imports resolved

@@ -50,7 +50,7 @@ class Fts5TextIndex:
             avgdl = max(n_tokens / n_docs, 1.0)
             # A user who holds every row needs no confining: FTS5 would intersect each word's
             # postings with the owner token's, as long as the table (twice the time at 100k).
-            everyone = await _scalar(db, "SELECT sum(doc_count) FROM users")
+            everyone = await session.scalar("SELECT sum(doc_count) FROM users")
             owner = "" if everyone == n_docs else f"owner : u{user_key} AND "
             # key -> (idf, how much the word counts there) for each query word the memory holds
             matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
@@ -73,8 +73,8 @@ class Fts5TextIndex:
                     continue
                 df = len(found)
                 if capped:  # its weight still comes from every memory holding it (counting is cheap)
-                    df = int(await _scalar(  # type: ignore[call-overload]
-                        db, "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
+                    df = int(await session.scalar(
+                        "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
                         (f"{owner}{{body context}} : {phrase}",),
                     ))
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
@@ -113,9 +113,3 @@ class Fts5TextIndex:
         except aiosqlite.DatabaseError as exc:
             return [f"full-text index differs from the store: {exc}"]
         return []
-
-
-async def _scalar(db: aiosqlite.Connection, sql: str, params: tuple[object, ...] = ()) -> object:
-    row = await (await db.execute(sql, params)).fetchone()
-    return None if row is None else row[0]
-

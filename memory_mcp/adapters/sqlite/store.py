@@ -171,7 +171,8 @@ class SQLiteSession:
     def __init__(self, conn: aiosqlite.Connection):
         self.conn = conn
 
-    async def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+    async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """The first column of the first row (the SQLite package's own helper, not a port operation)."""
         row = await (await self.conn.execute(sql, list(params))).fetchone()
         return None if row is None else row[0]
 
@@ -184,14 +185,14 @@ class SQLiteSession:
     # -- meta and users ----------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
-        value = await self._scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        value = await self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
         return None if value is None else str(value)
 
     async def set_meta(self, key: str, value: str) -> None:
         await self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     async def user_key(self, user_id: str) -> int | None:
-        value = await self._scalar("SELECT user_key FROM users WHERE user_id = ?", (user_id,))
+        value = await self.scalar("SELECT user_key FROM users WHERE user_id = ?", (user_id,))
         return None if value is None else int(value)
 
     async def ensure_user(self, user_id: str) -> int:
@@ -247,31 +248,31 @@ class SQLiteSession:
         return found[0] if found else None
 
     async def chain_key(self, key: int) -> int:
-        return int(await self._scalar("SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)))
+        return int(await self.scalar("SELECT COALESCE(chain_key, key) FROM memories WHERE key = ?", (key,)))
 
     async def chain(self, chain_key: int) -> list[Stored]:
         return await self._select("m.key = ? OR m.chain_key = ?", (chain_key, chain_key), "ORDER BY m.valid_from, m.key")
 
     async def current_in_chain(self, chain_key: int) -> str | None:
-        value = await self._scalar(
+        value = await self.scalar(
             "SELECT id FROM memories WHERE (key = ? OR chain_key = ?) AND valid_until IS NULL", (chain_key, chain_key)
         )
         return None if value is None else str(value)
 
     async def find_idempotent(self, user_key: int, idempotency_key: str) -> Memory | None:
-        memory_id = await self._scalar(
+        memory_id = await self.scalar(
             "SELECT memory_id FROM idempotency_keys WHERE user_key = ? AND key = ?", (user_key, idempotency_key)
         )
         found = await self.get(str(memory_id)) if memory_id else None
         return found.memory if found else None
 
     async def count_memories(self) -> int:
-        return int(await self._scalar("SELECT count(*) FROM memories"))
+        return int(await self.scalar("SELECT count(*) FROM memories"))
 
     async def stats(self, user_key: int | None, now: float) -> MemoryStats:
         if user_key is None:
             scope, params = "1", []
-            users = await self._scalar("SELECT count(*) FROM users WHERE doc_count > 0")
+            users = await self.scalar("SELECT count(*) FROM users WHERE doc_count > 0")
         else:
             scope, params = "m.user_key = ?", [user_key]
             users = 1
@@ -319,7 +320,7 @@ class SQLiteSession:
         m = version.memory
         chain_key = None
         if m.supersedes is not None:
-            chain_key = await self._scalar(
+            chain_key = await self.scalar(
                 "SELECT COALESCE(chain_key, key) FROM memories WHERE id = ? AND user_key = ?",
                 (m.supersedes, version.user_key),
             )
@@ -429,7 +430,7 @@ class SQLiteSession:
         await self.conn.execute(
             "INSERT OR IGNORE INTO recalls(memory_key, position) VALUES (?, ?)", (key, position_key)
         )
-        return int(await self._scalar("SELECT count(*) FROM recalls WHERE memory_key = ?", (key,)))
+        return int(await self.scalar("SELECT count(*) FROM recalls WHERE memory_key = ?", (key,)))
 
     async def forget_recalls(self, key: int) -> None:
         await self.conn.execute("DELETE FROM recalls WHERE memory_key = ?", (key,))
@@ -473,7 +474,7 @@ class SQLiteSession:
         return {int(k) for (k,) in rows}
 
     async def embedded_count(self, user_key: int) -> int:
-        return int(await self._scalar(
+        return int(await self.scalar(
             "SELECT count(*) FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
         ))
 
@@ -500,7 +501,7 @@ class SQLiteSession:
         return None if row is None else VectorFile(*row)
 
     async def record_vector_file(self, record: VectorFile) -> tuple[bool, str | None]:
-        previous = await self._scalar("SELECT file_name FROM vector_index_files WHERE user_key = ?", (record.user_key,))
+        previous = await self.scalar("SELECT file_name FROM vector_index_files WHERE user_key = ?", (record.user_key,))
         cursor = await self.conn.execute(
             "INSERT INTO vector_index_files(user_key, file_name, seq, count, crc32, size, model, dim) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -518,8 +519,8 @@ class SQLiteSession:
 
     async def last_change(self, user_key: int | None = None) -> int:
         if user_key is None:
-            return int(await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM changes"))
-        return int(await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_key = ?", (user_key,)))
+            return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes"))
+        return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_key = ?", (user_key,)))
 
     async def changes_since(self, seq: int, user_key: int | None = None) -> list[Change]:
         """The change log after ``seq``, in order; triggers write it in the writer's transaction."""
