@@ -62,13 +62,13 @@ def sessions_of(conv: Conversation) -> list[list[dict[str, Any]]]:
 
 
 async def store(
-    conversations: list[Conversation], db_path: Path, duplicate_similarity: float, context: str
+    conversations: list[Conversation], where: dict[str, Any], duplicate_similarity: float, context: str
 ) -> dict[str, Any]:
     """Store every turn, session by session, with ``add_conversation``; returns timings, counts and
     memory id -> dia_ids (several if merged)."""
     window = int(context.partition(":")[2]) if context != "none" else 0
     t0 = time.perf_counter()
-    config = MemoryConfig(db_path=db_path, duplicate_similarity=duplicate_similarity)
+    config = MemoryConfig(**where, duplicate_similarity=duplicate_similarity)
     engine = await HierarchicalMemory.create(config)
     await engine.wait_until_ready()
     await engine.embedder.warm_up()
@@ -99,13 +99,13 @@ async def store(
 
 
 async def ask(
-    db_path: Path, conversations: list[Conversation], modes: list[str], dia_of: dict[str, list[str]],
+    where: dict[str, Any], conversations: list[Conversation], modes: list[str], dia_of: dict[str, list[str]],
     misses: list[dict[str, Any]] | None,
 ) -> dict[str, RecallTally]:
     """Every question through the MCP server's recall tool, once per mode."""
     from mcp import Client
 
-    server = build_server(ServerSettings(db_path=db_path, user_id="locomo-eval"))
+    server = build_server(ServerSettings(**where, user_id="locomo-eval"))
     results = {mode: RecallTally() for mode in modes}
     async with Client(server) as client:
         deadline = time.monotonic() + 300
@@ -282,6 +282,8 @@ async def main() -> None:
                         help="also run these peers on the same data (comma-separated: mem0, server-memory)")
     parser.add_argument("--misses", type=Path,
                         help="write the questions not answered at rank 1 as JSON lines")
+    parser.add_argument("--database-url",
+                        help="an empty PostgreSQL database (postgresql://...) instead of a temporary SQLite file")
     parser.add_argument("--db-dir", type=Path,
                         help="where the temporary database goes (default: system temp)")
     args = parser.parse_args()
@@ -294,11 +296,11 @@ async def main() -> None:
     print(f"memory_mcp from {Path(memory_mcp.__file__).resolve().parent}", file=sys.stderr)
     misses: list[dict[str, Any]] | None = [] if args.misses else None
     with tempfile.TemporaryDirectory(dir=args.db_dir) as tmp:
-        db_path = Path(tmp) / "locomo.db"
-        stored = await store(conversations, db_path, args.duplicate_similarity, args.context)
+        where = {"database_url": args.database_url} if args.database_url else {"db_path": Path(tmp) / "locomo.db"}
+        stored = await store(conversations, where, args.duplicate_similarity, args.context)
         print(f"stored {stored['turns']} turns as {stored['memories']} memories in {stored['store_s']:.1f} s",
               file=sys.stderr)
-        results = await ask(db_path, conversations, modes, stored["dia_of"], misses)
+        results = await ask(where, conversations, modes, stored["dia_of"], misses)
     peers = {}
     for name in [p.strip() for p in args.peers.split(",") if p.strip()]:
         print(f"running peer {name} (may take minutes)", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/suite.py            # 1k, 10k, 100k, 100k/1000 users
     .venv/bin/python bench/suite.py --configs 1000,10000 --samples 100                 # a quicker run
+    .venv/bin/python bench/suite.py --engines sqlite,postgres --configs 10000,100000   # both engines, one run
 
 For every configuration (N memories of one user, or N spread over U users) a fresh process fills a
 database by bulk import and measures, through the library: add and recall latency, bulk import
@@ -9,7 +10,10 @@ throughput and its RSS; then the MCP server is started on that database as a sub
 to over stdio by the SDK's client: time from process start to the first answer, tools/list size,
 remember and recall latency and the server's RSS. The floor is measured in the same process as
 each figure: one query embedding (latency) and batch embedding (throughput), same model, same cores.
-Results go to docs/benchmarks/ (results.json, speed.md, speed.png).
+With ``--engines sqlite,postgres`` every configuration runs on both storage engines, one after the
+other in the same run; PostgreSQL is a private server (PyPI's ``pgserver``, PostgreSQL 16 with
+pgvector) started for the run, or the server of ``--postgres-url`` (a URL whose user may create
+databases). Results go to docs/benchmarks/ (results.json, speed.md, speed.png).
 """
 
 from __future__ import annotations
@@ -37,11 +41,16 @@ OUT = ROOT / "docs" / "benchmarks"
 # -- one configuration, in its own process ------------------------------------------------------------
 
 
-async def measure_library(db: Path, n: int, users: int, samples: int) -> dict[str, Any]:
+def _is_url(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+async def measure_library(db: str, n: int, users: int, samples: int) -> dict[str, Any]:
     from memory_mcp import HierarchicalMemory, MemoryConfig
 
     rng = random.Random(7)
-    memory = await HierarchicalMemory.create(MemoryConfig(db_path=db))
+    config = MemoryConfig(database_url=db) if _is_url(db) else MemoryConfig(db_path=Path(db))
+    memory = await HierarchicalMemory.create(config)
     await memory.wait_until_ready()
     embed = memory.embedder.embed
     for _ in range(20):  # warm the model's threads
@@ -77,13 +86,14 @@ async def measure_library(db: Path, n: int, users: int, samples: int) -> dict[st
     return result
 
 
-async def measure_stdio(db: Path, n: int, users: int, samples: int) -> dict[str, Any]:
+async def measure_stdio(db: str, n: int, users: int, samples: int) -> dict[str, Any]:
     from mcp import Client, StdioServerParameters
 
     rng = random.Random(11)
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "memory_mcp", "serve", "--db-path", str(db), "--user-id", "user0", "--log-level", "WARNING"],
+        args=["-m", "memory_mcp", "serve", "--database-url" if _is_url(db) else "--db-path", db,
+              "--user-id", "user0", "--log-level", "WARNING"],
         env={k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ},
     )
     start = time.perf_counter()
@@ -119,20 +129,25 @@ def _server_pid(text: str) -> int | None:
     return None
 
 
-def run_config(n: int, users: int, samples: int, peers: list[str], peer_max: int) -> dict[str, Any]:
-    """Both measurements of one configuration, each in a fresh process, and the peers' (up to
-    ``peer_max`` memories) on the same texts; returns their results."""
+def run_config(
+    n: int, users: int, samples: int, peers: list[str], peer_max: int, engine: str = "sqlite",
+    postgres: Postgres | None = None,
+) -> dict[str, Any]:
+    """Both measurements of one configuration on one engine, each in a fresh process, and the
+    peers' (up to ``peer_max`` memories) on the same texts; returns their results."""
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        results: dict[str, Any] = {"memories": n, "users": users}
+        db = str(Path(tmp) / "bench.db") if engine == "sqlite" else postgres.new_database()  # type: ignore[union-attr]
+        results: dict[str, Any] = {"memories": n, "users": users, "engine": engine}
         for part in ("library", "stdio"):
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", part, "--db", str(db), "--memories", str(n),
+                [sys.executable, __file__, "--worker", part, "--db", db, "--memories", str(n),
                  "--users", str(users), "--samples", str(samples)],
                 capture_output=True, text=True, check=True,
             )
             results[part] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"  {part}: {json.dumps(results[part])}", file=sys.stderr)
+            print(f"  {engine} {part}: {json.dumps(results[part])}", file=sys.stderr)
+        if postgres is not None and engine == "postgres":
+            postgres.drop(db)
     results["peers"] = {}
     for name in peers:
         if n > peer_max:
@@ -143,6 +158,49 @@ def run_config(n: int, users: int, samples: int, peers: list[str], peer_max: int
         )
         print(f"  {name}: {json.dumps(results['peers'][name])[:400]}", file=sys.stderr)
     return results
+
+
+class Postgres:
+    """Where the PostgreSQL runs get their databases: a private pgserver, or an existing server."""
+
+    def __init__(self, admin_url: str | None, directory: Path):
+        self._server = None
+        if admin_url is None:
+            import pgserver
+
+            self._server = pgserver.get_server(directory, cleanup_mode="stop")
+            admin_url = self._server.get_uri()
+        self.admin_url = admin_url
+        self._count = 0
+
+    def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.admin_url)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+    def new_database(self) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        self._count += 1
+        name = f"memory_mcp_bench_{os.getpid()}_{self._count}"
+        self._admin(f"CREATE DATABASE {name}")
+        return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{name}"))
+
+    def drop(self, url: str) -> None:
+        from urllib.parse import urlsplit
+
+        self._admin(f"DROP DATABASE IF EXISTS {urlsplit(url).path.lstrip('/')} WITH (FORCE)")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
 
 
 # -- peers ----------------------------------------------------------------------------------------------
@@ -173,14 +231,15 @@ def write_report(runs: list[dict[str, Any]], samples: int, command: str, out: Pa
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                "processor": _cpu_model()}
     (out / "results.json").write_text(json.dumps({"machine": machine, "command": command, "runs": runs}, indent=1))
-    rows = ["| memories (users) | embed 1 query p50 | library add p50 | library recall p50 / p99 | recall p50 ÷ embed | "
+    rows = ["| engine | memories (users) | embed 1 query p50 | library add p50 | library recall p50 / p99 | recall p50 ÷ embed | "
             "bulk import | ÷ batch embedding | stdio remember p50 | stdio recall p50 / p99 | first answer | "
             "tools/list | RSS library / server |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         lib, std = run["library"], run["stdio"]
         rows.append(
-            f"| {run['memories']:,} ({run['users']:,}) | {lib['embed_query_ms']['p50']:.1f} ms | {lib['add_ms']['p50']:.1f} ms "
+            f"| {run.get('engine', 'sqlite')} | {run['memories']:,} ({run['users']:,}) "
+            f"| {lib['embed_query_ms']['p50']:.1f} ms | {lib['add_ms']['p50']:.1f} ms "
             f"| {lib['recall_ms']['p50']:.1f} / {lib['recall_ms']['p99']:.1f} ms "
             f"| {lib['recall_ms']['p50'] / lib['embed_query_ms']['p50']:.2f}× "
             f"| {lib['import_per_s']:.0f}/s | {lib['import_per_s'] / lib['embed_batch_per_s']:.2f}× "
@@ -242,7 +301,7 @@ def _plot(runs: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    single = [r for r in runs if r["users"] == 1]
+    single = [r for r in runs if r["users"] == 1 and r.get("engine", "sqlite") == "sqlite"]
     if len(single) < 2:
         return
     sizes = [r["memories"] for r in single]
@@ -284,6 +343,9 @@ def main() -> None:
     parser.add_argument("--peer-max", type=int, default=10_000,
                         help="largest configuration the peers run (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=OUT, help="where the report goes (default: docs/benchmarks)")
+    parser.add_argument("--engines", default="sqlite", help="sqlite and/or postgres, comma-separated (default: %(default)s)")
+    parser.add_argument("--postgres-url", help="an existing PostgreSQL with pgvector, as a user who may create "
+                        "databases (default: a private server from the pgserver package)")
     parser.add_argument("--worker", choices=["library", "stdio"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--memories", type=int, help=argparse.SUPPRESS)
@@ -291,16 +353,29 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         work = measure_library if args.worker == "library" else measure_stdio
-        print(json.dumps(asyncio.run(work(Path(args.db), args.memories, args.users, args.samples))))
+        print(json.dumps(asyncio.run(work(args.db, args.memories, args.users, args.samples))))
         return
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not engines or set(engines) - {"sqlite", "postgres"}:
+        parser.error("--engines takes sqlite and/or postgres")
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if unknown := set(peers) - set(PEER_RUNNERS):
+        parser.error(f"unknown peer(s) {sorted(unknown)}; known: {sorted(PEER_RUNNERS)}")
     runs = []
-    for config in args.configs.split(","):
-        n, _, users = config.partition(":")
-        print(f"configuration: {int(n):,} memories, {int(users or 1):,} users", file=sys.stderr)
-        peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-        if unknown := set(peers) - set(PEER_RUNNERS):
-            parser.error(f"unknown peer(s) {sorted(unknown)}; known: {sorted(PEER_RUNNERS)}")
-        runs.append(run_config(int(n), int(users or 1), args.samples, peers, args.peer_max))
+    with tempfile.TemporaryDirectory() as tmp:
+        postgres = Postgres(args.postgres_url, Path(tmp) / "postgres") if "postgres" in engines else None
+        try:
+            for config in args.configs.split(","):
+                n, _, users = config.partition(":")
+                for engine in engines:
+                    print(f"configuration: {int(n):,} memories, {int(users or 1):,} users, {engine}", file=sys.stderr)
+                    runs.append(run_config(
+                        int(n), int(users or 1), args.samples, peers if engine == engines[0] else [], args.peer_max,
+                        engine, postgres,
+                    ))
+        finally:
+            if postgres is not None:
+                postgres.stop()
     write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]), args.out)
 
 

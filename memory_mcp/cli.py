@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_DATABASE_URL = "postgresql://user:password@host:5432/db: use PostgreSQL (with pgvector) instead of the SQLite file"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8765)")
     serve.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    serve.add_argument("--database-url", help=_DATABASE_URL)
     serve.add_argument("--user-id", help="user that calls naming no user act for (default: your login name)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--auth-tokens-file", help="HTTP: require bearer tokens from this file ('user_id token' lines)")
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reindex.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    reindex.add_argument("--database-url", help=_DATABASE_URL)
     reindex.add_argument("--embedder-backend", choices=["local", "openai", "ollama"])
     reindex.add_argument("--embedder-model", help="model name of the backend")
     reindex.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -61,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.add_argument("--user", dest="only_user", help="export this user's memories only (default: all users)")
     export.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    export.add_argument("--database-url", help=_DATABASE_URL)
     export.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     load = commands.add_parser(
         "import", help="import JSON lines written by export (or {user_id, content} lines)",
@@ -71,7 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("input", help="JSON lines file ('-' for stdin)")
     load.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
+    load.add_argument("--database-url", help=_DATABASE_URL)
     load.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    migrate = commands.add_parser(
+        "migrate", help="copy every memory, with its vector, from one database to another",
+        description="Copy every memory version (history, scopes, contexts, provenance and vectors: nothing is "
+        "embedded again) from SOURCE to TARGET, each a SQLite file or a postgresql:// URL. Versions TARGET "
+        "already holds are skipped, so it can be re-run.\n\n"
+        "  memory-mcp migrate ~/.local/share/memory_mcp/memory.db postgresql://mcp:secret@db:5432/memories\n"
+        "  memory-mcp migrate postgresql://mcp:secret@db:5432/memories backup.db",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate.add_argument("source", help="SQLite file or postgresql:// URL to copy from")
+    migrate.add_argument("target", help="SQLite file or postgresql:// URL to copy into")
+    migrate.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -79,16 +96,35 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items()
-        if key not in ("command", "action", "token_user", "output", "only_user", "input") and value is not None
+        if key not in ("command", "action", "token_user", "output", "only_user", "input", "source", "target")
+        and value is not None
     }
+    from pydantic import ValidationError
+
+    from .errors import MemoryMCPError
     from .server.settings import ServerSettings
 
-    settings = ServerSettings(**overrides)
+    try:
+        settings = ServerSettings(**overrides)
+    except ValidationError as exc:  # one line per bad setting, never a traceback
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            print(f"memory-mcp: {where + ': ' if where else ''}{error['msg'].removeprefix('Value error, ')}",
+                  file=sys.stderr)
+        return 2
     # Logs go to stderr: on stdio, stdout belongs to the protocol. Configured before the SDK's
     # own basicConfig, which then leaves it alone.
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        return _run(args, settings)
+    except MemoryMCPError as exc:  # bad configuration or an unreachable database: say so in one line
+        print(f"memory-mcp: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Any) -> int:
     if args.command == "serve":
         try:
             serve(settings)
@@ -105,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             print(f"memory-mcp token: {exc}", file=sys.stderr)
             return 2
-    elif args.command in ("export", "import"):
+    elif args.command in ("export", "import", "migrate"):
         import asyncio
 
         from . import transfer_cli
 
-        run = transfer_cli.export if args.command == "export" else transfer_cli.load
-        return asyncio.run(run(settings, args))
+        run = {"export": transfer_cli.export, "import": transfer_cli.load, "migrate": transfer_cli.migrate}
+        return asyncio.run(run[args.command](settings, args))
     elif args.command == "reindex":
         import asyncio
 
@@ -131,11 +167,28 @@ async def _reindex(settings: Any) -> dict[str, int]:
         await memory.close()
 
 
+def _check_database(settings: Any) -> None:
+    """Open and close the database before serving, so that a bad URL, a refused login or a
+    missing extension is one line and an exit code rather than a traceback from inside the server."""
+    import asyncio
+
+    from .compose import make_store
+
+    async def check() -> None:
+        store = make_store(settings)
+        await store.open()
+        await store.close()
+
+    asyncio.run(check())
+
+
 def serve(settings: Any) -> None:
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from .compose import make_store
     from .server.app import build_server
 
+    _check_database(settings)
     server = build_server(settings)
     if settings.transport == "stdio":
         server.run("stdio")
@@ -143,7 +196,7 @@ def serve(settings: Any) -> None:
     if settings.host not in _LOOPBACK and settings.auth_tokens_file is None:
         logging.getLogger("memory_mcp").warning(
             "listening on %s without authentication: anyone who can reach this port can read and "
-            "change every memory in %s", settings.host, settings.db_path,
+            "change every memory in %s", settings.host, make_store(settings).location,
         )
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] + ([f"{settings.host}:*"] if settings.host not in _LOOPBACK else [])
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *settings.allowed_origins]

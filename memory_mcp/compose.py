@@ -33,19 +33,43 @@ def assemble(
 ) -> Parts:
     """The engine's parts for ``config``; the store is not opened yet."""
     if store is None:
-        store = SQLiteMemoryStore(config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms)
+        store = make_store(config)
     if text_index is None:
-        if not isinstance(store, SQLiteMemoryStore):
-            raise TypeError(
-                f"no default text index for a {type(store).__name__}: pass text_index= along with the store"
-            )
-        text_index = Fts5TextIndex(store, context_weight=config.context_weight)
+        text_index = _text_index(config, store)
     if cache is None and config.cache_enabled:
         cache = LRUMemoryCache(config.cache_max_size)
+    if vector_index is not None:
+        make_vector_index = _injected(vector_index)
+    elif isinstance(store, SQLiteMemoryStore):
+        make_vector_index = _usearch(config, store)
+    else:
+        make_vector_index = _pgvector(config, store)
     return Parts(
         config=config, store=store, text_index=text_index, embedder=embedder or make_embedder(config), cache=cache,
-        make_vector_index=_injected(vector_index) if vector_index is not None else _usearch(config, store),
+        make_vector_index=make_vector_index,
     )
+
+
+def make_store(config: MemoryConfig) -> MemoryStore:
+    """The store ``config`` names: PostgreSQL for a ``database_url``, else the SQLite file."""
+    if config.database_url is not None:
+        from .adapters.postgres.store import PostgresMemoryStore
+
+        return PostgresMemoryStore(
+            config.database_url, pool_size=config.database_pool_size, connect_timeout_s=config.connect_timeout_s
+        )
+    return SQLiteMemoryStore(config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms)
+
+
+def _text_index(config: MemoryConfig, store: MemoryStore) -> TextIndex:
+    if isinstance(store, SQLiteMemoryStore):
+        return Fts5TextIndex(store, context_weight=config.context_weight)
+    from .adapters.postgres.store import PostgresMemoryStore
+    from .adapters.postgres.text import PostgresTextIndex
+
+    if isinstance(store, PostgresMemoryStore):
+        return PostgresTextIndex(store, context_weight=config.context_weight)
+    raise TypeError(f"no default text index for a {type(store).__name__}: pass text_index= along with the store")
 
 
 def make_embedder(config: MemoryConfig) -> Embedder:
@@ -86,6 +110,23 @@ def _usearch(config: MemoryConfig, store: MemoryStore) -> VectorIndexFactory:
             expansion_add=config.hnsw_ef_construction,
             expansion_search=config.hnsw_ef_search,
             save_every=config.index_save_every,
+        )
+
+    return build
+
+
+def _pgvector(config: MemoryConfig, store: MemoryStore) -> VectorIndexFactory:
+    """pgvector in the store's own database."""
+    from .adapters.postgres.store import PostgresMemoryStore
+    from .adapters.postgres.vectors import PgvectorIndex
+
+    if not isinstance(store, PostgresMemoryStore):
+        raise TypeError(f"no default vector index for a {type(store).__name__}: pass vector_index= with the store")
+
+    def build(dim: int, model: str) -> VectorIndex:
+        return PgvectorIndex(
+            store, ndim=dim, connectivity=config.hnsw_m, expansion_add=config.hnsw_ef_construction,
+            expansion_search=config.hnsw_ef_search,
         )
 
     return build

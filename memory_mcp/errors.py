@@ -59,3 +59,7 @@ class EmbedderMismatchError(MemoryMCPError):
 
 class EmbedderError(MemoryMCPError):
     """The embedder could not load its model or produce embeddings."""
+
+
+class StorageError(MemoryMCPError):
+    """The database could not be reached, opened or set up (the message says why and what to do)."""

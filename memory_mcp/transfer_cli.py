@@ -1,5 +1,6 @@
-"""``memory-mcp export`` and ``memory-mcp import``: JSON lines in and out, with a progress bar on
-a terminal (stderr) and silence when piped, so the output stays clean for scripts."""
+"""``memory-mcp export``, ``import`` and ``migrate``: JSON lines in and out, and a copy between
+databases, with a progress bar on a terminal (stderr) and silence when piped, so the output stays
+clean for scripts."""
 
 from __future__ import annotations
 
@@ -56,6 +57,39 @@ async def load(settings: Any, args: argparse.Namespace) -> int:
     print(f"imported {report.imported}, already present {report.already_present}, "
           f"refused {len(report.errors)}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+async def migrate(settings: Any, args: argparse.Namespace) -> int:
+    from .compose import make_store
+    from .memory.config import MemoryConfig
+    from .memory.transfer import copy_store
+
+    def store_at(where: str) -> Any:
+        if where.startswith(("postgresql://", "postgres://")):
+            return make_store(MemoryConfig(database_url=where))
+        return make_store(MemoryConfig(db_path=os.path.expanduser(where)))
+
+    if not args.source.startswith(("postgresql://", "postgres://")) and not os.path.isfile(
+        os.path.expanduser(args.source)
+    ):
+        print(f"memory-mcp migrate: no database file at {args.source}", file=sys.stderr)
+        return 2
+    source, target = store_at(args.source), store_at(args.target)
+    await source.open()
+    try:
+        await target.open()
+        try:
+            async with source.reading() as db:
+                total = await db.count_memories()
+            with _bar(total, "memory") as bar:
+                report = await copy_store(source, target, progress=bar.update)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    print(f"copied {report.copied} memory versions ({report.vectors} with vectors) from {source.location} "
+          f"to {target.location}; {report.already_present} were there already", file=sys.stderr)
+    return 0
 
 
 def _lines(source: TextIO) -> Iterator[str]:

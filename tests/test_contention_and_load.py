@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 from mcp import Client
-
 from support import client_session
 from test_server_transports import Servers, free_port, no_server_outlives_the_test, servers  # noqa: F401
 
@@ -83,8 +82,8 @@ async def _worker(tally: Tally, writer: Client, reader: Client, seed: int, deadl
             old = mine.pop(rng.randrange(len(mine)))
             content = f"Client {seed} revised {_nonce(rng)}"
             new = await tally.call(writer, "supersede", {"memory_id": old, "new_content": content})
+            tally.acked.pop(old, None)  # superseded, or (no answer: the server died) unknown
             if new is not None:
-                tally.acked.pop(old, None)
                 tally.acked[new["id"]] = content
                 mine.append(new["id"])
 

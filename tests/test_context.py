@@ -127,6 +127,7 @@ async def test_export_and_import_carry_the_context(
         await other.close()
 
 
+@pytest.mark.sqlite_only  # SQLite schema version 1
 async def test_a_version_1_database_is_migrated_and_keeps_its_contexts_searchable(
     open_memory: Callable[..., Any], db_path: Path
 ) -> None:

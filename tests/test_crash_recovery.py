@@ -28,10 +28,14 @@ CYCLES = 60 if os.environ.get("MEMORY_MCP_SOAK") else 6
 CLIENTS = 4
 
 
-def _run_and_kill(db: Path, cycle: int, rng: random.Random) -> list[dict[str, Any]]:
-    """Start the writer, let it write for a random while, SIGKILL it; the acks it printed."""
-    proc = subprocess.Popen([sys.executable, str(WRITER), str(db), str(cycle), str(CLIENTS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _run_and_kill(where: dict[str, Any], cycle: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Start the writer on the database ``where`` names (a SQLite file, or PostgreSQL through the
+    environment), let it write for a random while, SIGKILL it; the acks it printed."""
+    env = dict(os.environ)
+    if "database_url" in where:
+        env["MEMORY_MCP_DATABASE_URL"] = where["database_url"]
+    proc = subprocess.Popen([sys.executable, str(WRITER), str(where.get("db_path", "unused.db")), str(cycle),
+                             str(CLIENTS)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     acks: list[dict[str, Any]] = []
     first = threading.Event()
 
@@ -65,13 +69,16 @@ async def _verify(memory: Any, acks: list[dict[str, Any]]) -> None:
     assert problems == {"links": [], "text_index": [], "vector_index": []}, problems
 
 
-async def test_sigkill_during_writes_loses_nothing_acknowledged(open_memory: Any, tmp_path: Path) -> None:
+async def test_sigkill_during_writes_loses_nothing_acknowledged(
+    open_memory: Any, database_for: Any, tmp_path: Path
+) -> None:
     db = tmp_path / "crash.db"
+    where = await database_for(db)
     rng = random.Random(20261124)
     acknowledged: list[dict[str, Any]] = []
     cycles_with_writes_after_kill = 0
     for cycle in range(CYCLES):
-        acks = _run_and_kill(db, cycle, rng)
+        acks = _run_and_kill(where, cycle, rng)
         acknowledged += acks
         memory = await open_memory(db_path=db)
         try:
@@ -85,11 +92,13 @@ async def test_sigkill_during_writes_loses_nothing_acknowledged(open_memory: Any
     assert len(acknowledged) > CYCLES * CLIENTS
 
 
-async def test_a_lost_ack_is_the_only_difference_a_kill_can_make(open_memory: Any, tmp_path: Path) -> None:
+async def test_a_lost_ack_is_the_only_difference_a_kill_can_make(
+    open_memory: Any, database_for: Any, tmp_path: Path
+) -> None:
     """Writes that committed but were not acknowledged (killed in between) are whole, not half:
     every stored version is reachable from its chain and every chain has at most one current."""
     db = tmp_path / "crash.db"
-    _run_and_kill(db, 0, random.Random(3))
+    _run_and_kill(await database_for(db), 0, random.Random(3))
     memory = await open_memory(db_path=db)
     try:
         for user in ("user0", "user1", "user2"):

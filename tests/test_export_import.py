@@ -122,17 +122,24 @@ async def test_cli_export_import_round_trip_quiet_when_piped(open_memory: Any, t
         await _fill(source)
     finally:
         await source.close()
-    exported = _cli("export", "--db-path", str(tmp_path / "a.db"))
+    target = await open_memory(db_path=tmp_path / "b.db")
+    await target.close()
+    a, b = (
+        ["--database-url", str(engine.config.database_url)] if engine.config.database_url
+        else ["--db-path", str(engine.config.db_path)]
+        for engine in (source, target)
+    )
+    exported = _cli("export", *a)
     assert exported.returncode == 0, exported.stderr
     assert len(exported.stdout.splitlines()) == 9 and "exported 9" in exported.stderr
     assert "\r" not in exported.stderr and "it/s" not in exported.stderr  # no bar when not a terminal
     dump = tmp_path / "dump.jsonl"
     dump.write_text(exported.stdout + "not json\n")
-    imported = _cli("import", str(dump), "--db-path", str(tmp_path / "b.db"))
+    imported = _cli("import", str(dump), *b)
     assert imported.returncode == 1  # a bad line makes the exit code say so ...
     assert "line 10: not a JSON object" in imported.stderr and "imported 9" in imported.stderr  # ... and the rest is in
     assert "\r" not in imported.stderr and "Traceback" not in imported.stderr
-    again = _cli("export", "--db-path", str(tmp_path / "b.db"), "-o", str(tmp_path / "again.jsonl"))
+    again = _cli("export", *b, "-o", str(tmp_path / "again.jsonl"))
     assert again.returncode == 0
     assert _records((tmp_path / "again.jsonl").read_text()) == _records(exported.stdout)
 

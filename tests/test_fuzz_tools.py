@@ -72,7 +72,7 @@ from hypothesis import strategies as st
 from mcp import MCPError
 from support import client_session, kill_leftovers
 
-from memory_mcp.adapters.sqlite.words import query_terms, searchable
+from memory_mcp.adapters.words import query_terms, searchable
 from memory_mcp.extraction.template import EXTRACTION_INSTRUCTION
 from memory_mcp.server import ServerSettings, build_server
 

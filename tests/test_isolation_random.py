@@ -197,8 +197,9 @@ class CachingEmbedder:
         pass
 
 
-async def open_engine(path: Path, embedder: CachingEmbedder, **overrides: Any) -> HierarchicalMemory:
-    config = MemoryConfig(db_path=path, **{**CONFIG, **overrides})
+async def open_engine(where: dict[str, Any], embedder: CachingEmbedder, **overrides: Any) -> HierarchicalMemory:
+    """An engine on the database ``where`` names (conftest's ``database_for``: SQLite or PostgreSQL)."""
+    config = MemoryConfig(**where, **{**CONFIG, **overrides})
     return await HierarchicalMemory.create(config, embedder=embedder)  # type: ignore[arg-type]
 
 
@@ -1088,7 +1089,7 @@ async def check_mcp(
 
 
 async def test_random_workload_leaks_nothing_across_users(
-    tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch, database_for: Callable[..., Any]
 ) -> None:
     started = time.monotonic()
     rng = random.Random(SEED)
@@ -1102,10 +1103,10 @@ async def test_random_workload_leaks_nothing_across_users(
     # The shared database: every user's operations, interleaved.
     world = World()
     main_db = Applied("shared")
-    main = await open_engine(tmp_path / "shared.db", cache)
+    main = await open_engine(await database_for(tmp_path / "shared.db"), cache)
     # A second engine on the same database, as a second server process would be: its per-user vector
     # indexes and caches catch up from the change log, which must not mix users either.
-    observer = await open_engine(tmp_path / "shared.db", cache)
+    observer = await open_engine(await database_for(tmp_path / "shared.db"), cache)
     tally = Tally()
     try:
         half = len(order) // 2
@@ -1157,7 +1158,7 @@ async def test_random_workload_leaks_nothing_across_users(
         for user in USERS:
             alone_db = Applied(f"alone:{user}")
             alone_world = World()
-            fresh = await open_engine(tmp_path / f"alone-{USERS.index(user)}.db", cache)
+            fresh = await open_engine(await database_for(tmp_path / f"alone-{USERS.index(user)}.db"), cache)
             try:
                 await apply_all(fresh, wl.ops[user], alone_world, alone_db)
                 queries = own_queries(wl, user, random.Random(USERS.index(user)))
@@ -1180,7 +1181,7 @@ async def test_random_workload_leaks_nothing_across_users(
         return await original(cls, config, **kwargs)
 
     monkeypatch.setattr(HierarchicalMemory, "create", classmethod(create))
-    settings = ServerSettings(db_path=tmp_path / "shared.db", user_id=DEFAULT_USER, **CONFIG)
+    settings = ServerSettings(**await database_for(tmp_path / "shared.db"), user_id=DEFAULT_USER, **CONFIG)
     async with client_session(build_server(settings)) as client:
         deadline = time.monotonic() + 120
         while not (await client.call_tool("recall", {"query": "warm up"})).structured_content[
@@ -1190,7 +1191,7 @@ async def test_random_workload_leaks_nothing_across_users(
         await check_mcp(client, world, main_db, wl, tally, rng)
 
     # Nothing the refused writes attempted changed anything.
-    async with await open_engine(tmp_path / "shared.db", cache) as after:
+    async with await open_engine(await database_for(tmp_path / "shared.db"), cache) as after:
         for user in USERS:
             if (await after.stats(user)).model_dump() != world.stats(user) | {"users": 1}:
                 tally.error(f"stats({user!r}) changed after the MCP phase")
@@ -1216,7 +1217,7 @@ async def test_random_workload_leaks_nothing_across_users(
 
 
 async def test_identical_sentences_are_never_merged_or_absorbed_across_users(
-    tmp_path: Path, embedder: Any
+    tmp_path: Path, embedder: Any, database_for: Callable[..., Any]
 ) -> None:
     """Deduplication and absorption act within one user only.
 
@@ -1232,7 +1233,7 @@ async def test_identical_sentences_are_never_merged_or_absorbed_across_users(
     await cache.prefill([same, moved, *near])
     assert float(cache.vector(near[0]) @ cache.vector(near[1])) >= 0.92, "near-identical probe too far apart"
     users = ["alice", "Alice", "alice ", "u1", "1", "carol%x"]
-    async with await open_engine(tmp_path / "dedup.db", cache, promotion_recall_count=3) as mem:
+    async with await open_engine(await database_for(tmp_path / "dedup.db"), cache, promotion_recall_count=3) as mem:
         first = {u: await mem.add(same, u) for u in users}
         promoted_near = {u: await mem.add(near[i % 2], u, "s1", importance=0.9) for i, u in enumerate(users)}
         for stored in (first, promoted_near):
@@ -1278,7 +1279,9 @@ async def test_identical_sentences_are_never_merged_or_absorbed_across_users(
         assert await mem.check() == {"links": [], "text_index": [], "vector_index": []}
 
 
-async def test_a_users_scores_do_not_move_when_other_users_write(tmp_path: Path, embedder: Any) -> None:
+async def test_a_users_scores_do_not_move_when_other_users_write(
+    tmp_path: Path, embedder: Any, database_for: Callable[..., Any]
+) -> None:
     """BM25 (and semantic similarity) of one user are computed from that user's memories alone: after
     many other users store, supersede and delete memories full of the same words, every score of the
     first user is bit-for-bit what it was."""
@@ -1299,7 +1302,7 @@ async def test_a_users_scores_do_not_move_when_other_users_write(tmp_path: Path,
     ]
     await cache.prefill(mine + crowd + [c + " again" for c in crowd] + queries)
     base = time.time()
-    async with await open_engine(tmp_path / "scores.db", cache) as mem:
+    async with await open_engine(await database_for(tmp_path / "scores.db"), cache) as mem:
         for i, text in enumerate(mine):
             refs = ["phoenix"] if i % 2 else None
             await mem.add(text, "alice", valid_from=base - (i + 1) * 86400, entity_refs=refs)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from memory_mcp import EmbedderMismatchError, HierarchicalMemory, MemoryConfig
+from memory_mcp import EmbedderMismatchError, HierarchicalMemory
 
 
 class TinyEmbedder:
@@ -51,17 +51,18 @@ async def test_reindex_rebuilds_both_indexes_and_search_still_works(open_memory:
 
 async def test_reembed_switches_the_database_to_another_model(open_memory: Any, db_path: Path) -> None:
     memory = await open_memory()
+    config = memory.config  # the same database, on either engine
     stored = await memory.add("Prefers Go for backend work", user_id="alice")
     await memory.close()
 
     refused = None
     try:
-        await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=TinyEmbedder())  # type: ignore[arg-type]
+        await HierarchicalMemory.create(config, embedder=TinyEmbedder())  # type: ignore[arg-type]
     except EmbedderMismatchError as exc:
         refused = exc
     assert refused is not None and "reembed=True" in str(refused)
 
-    memory = await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=TinyEmbedder(), reembed=True)  # type: ignore[arg-type]
+    memory = await HierarchicalMemory.create(config, embedder=TinyEmbedder(), reembed=True)  # type: ignore[arg-type]
     try:
         await memory.reindex()
         assert (await memory.get(stored.id)).embedded
@@ -71,7 +72,7 @@ async def test_reembed_switches_the_database_to_another_model(open_memory: Any, 
     finally:
         await memory.close()
     # The switch is recorded: the tiny model now opens the database without re-embedding.
-    memory = await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=TinyEmbedder())  # type: ignore[arg-type]
+    memory = await HierarchicalMemory.create(config, embedder=TinyEmbedder())  # type: ignore[arg-type]
     await memory.close()
 
 

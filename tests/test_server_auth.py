@@ -20,7 +20,6 @@ import httpx2
 import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
-
 from support import client_session
 from test_server_transports import Servers, free_port, no_server_outlives_the_test, servers  # noqa: F401
 

@@ -46,6 +46,13 @@ class MemoryConfig(BaseSettings):
         ),
     )
     busy_timeout_ms: int = Field(default=10_000, ge=0, description="How long a writer waits for a lock.")
+    database_url: str | None = Field(
+        default=None,
+        description="A postgresql:// URL: keep the memories in PostgreSQL (with pgvector), shared by any number of "
+        "servers, instead of the SQLite file db_path. Needs the 'postgres' extra.",
+    )
+    database_pool_size: int = Field(default=10, ge=1, description="PostgreSQL: connections per process, at most.")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="PostgreSQL: how long to wait for the server.")
 
     # Embeddings
     embedder_backend: EmbedderBackend = EmbedderBackend.LOCAL
@@ -124,6 +131,15 @@ class MemoryConfig(BaseSettings):
     def _fill_model(self) -> MemoryConfig:
         if self.embedder_model is None:
             self.embedder_model = _DEFAULT_MODELS[self.embedder_backend]
+        return self
+
+    @model_validator(mode="after")
+    def _check_database_url(self) -> MemoryConfig:
+        if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"database_url must be a postgresql:// URL (e.g. postgresql://user:password@host:5432/memories), "
+                f"not {self.database_url.split(':', 1)[0]!r}; leave it unset to use the SQLite file db_path"
+            )
         return self
 
     @property

@@ -18,13 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import MemoryMCPError
+from ..errors import EmbedderMismatchError, MemoryMCPError
 from . import embedding, validation
 from .duplicates import content_hash
 from .fulltext import search_text
 from .models import Memory
 from .parts import Parts
-from .ports import NewVersion, StoreWriter, Vector
+from .ports import MemoryStore, NewVersion, StoreWriter, Vector
 from .writing import add_item
 
 log = logging.getLogger(__name__)
@@ -158,3 +158,56 @@ async def _add(parts: Parts, record: dict[str, Any]) -> None:
 def _validation_message(exc: ValidationError) -> str:
     problems = [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()[:3]]
     return "invalid memory record: " + "; ".join(problems)
+
+
+@dataclass
+class CopyReport:
+    """What a copy between stores did: versions copied, already present, and vectors carried."""
+
+    copied: int = 0
+    already_present: int = 0
+    vectors: int = 0
+
+
+async def copy_store(source: MemoryStore, target: MemoryStore, progress: Progress | None = None) -> CopyReport:
+    """Copy every memory version, with its vector, from one open store to another (SQLite to
+    PostgreSQL or back): ids, times, scopes, chains, contexts, provenance and counts are kept, and
+    nothing is embedded again. Versions the target already holds (by id) are left as they are, so
+    a copy can be re-run. Both must use the same embedding model, if both have one."""
+    report = CopyReport()
+    async with source.reading() as db:
+        model, dim = await db.get_meta("embedder_model"), await db.get_meta("embedding_dim")
+    async with target.transaction() as db:
+        theirs = await db.get_meta("embedder_model"), await db.get_meta("embedding_dim")
+        if model is not None and theirs[0] is not None and theirs != (model, dim):
+            raise EmbedderMismatchError(
+                f"{target.location} holds vectors of {theirs[0]!r} ({theirs[1]} dimensions) but "
+                f"{source.location} holds {model!r} ({dim}): copy into an empty database, or re-embed one "
+                "first (memory-mcp reindex --embedder-model ...)"
+            )
+        if model is not None and theirs[0] is None:
+            await db.set_meta("embedder_model", model)
+            await db.set_meta("embedding_dim", str(dim))
+    after = 0
+    while True:
+        # In key order: a version is always stored after the one it supersedes, so the target
+        # links each to its chain as it arrives.
+        async with source.reading() as db:
+            page = await db.page(after, None, _PAGE)
+            vectors = await db.embeddings([key for key, _, _ in page])
+        async with target.transaction() as db:
+            for key, _, version in page:
+                if await db.get(version.id) is not None:
+                    report.already_present += 1
+                    continue
+                user_key = await db.ensure_user(version.user_id)
+                text = search_text(version.content, list(version.entity_refs), version.valid_from.timestamp())
+                vector = vectors.get(key)
+                await db.insert(NewVersion(version, user_key, content_hash(version.content), text, vector))
+                report.copied += 1
+                report.vectors += vector is not None
+        if progress:
+            progress(len(page))
+        if len(page) < _PAGE:
+            return report
+        after = page[-1].key

@@ -192,7 +192,8 @@ _engines_lock = threading.Lock()
 
 def _shared_engine(config: MemoryConfig) -> SyncHierarchicalMemory:
     """One engine per database (and embedder) in this process, closed when the process exits."""
-    key = (str(Path(config.db_path).expanduser().resolve()), str(config.embedder_backend), config.embedder_model)
+    where = config.database_url or str(Path(config.db_path).expanduser().resolve())
+    key = (where, str(config.embedder_backend), config.embedder_model)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:

@@ -20,6 +20,9 @@ import numpy as np
 import pytest
 
 from memory_mcp.adapters.lru_cache import LRUMemoryCache
+from memory_mcp.adapters.postgres.store import PostgresMemoryStore
+from memory_mcp.adapters.postgres.text import PostgresTextIndex
+from memory_mcp.adapters.postgres.vectors import PgvectorIndex
 from memory_mcp.adapters.sqlite.fts5 import Fts5TextIndex
 from memory_mcp.adapters.sqlite.store import SQLiteMemoryStore
 from memory_mcp.adapters.usearch_index import UsearchVectorIndex
@@ -45,7 +48,7 @@ MODEL = "test-model"
 class Storage:
     """One storage engine: where a test's fresh store lives, and how its adapters are built."""
 
-    location: Callable[[Path], str]  # a fresh, empty place for one test (given its tmp_path)
+    location: Callable[[pytest.FixtureRequest, Path], str]  # a fresh, empty place for one test (and its tmp_path)
     store: Callable[[str], MemoryStore]  # a store on that place (not opened yet); may be called twice
     text_index: Callable[[MemoryStore], TextIndex]
     vector_index: Callable[[MemoryStore, Path], VectorIndex]  # the index's own directory, if it keeps files
@@ -53,12 +56,26 @@ class Storage:
 
 STORAGE: dict[str, Storage] = {
     "sqlite": Storage(
-        location=lambda tmp: str(tmp / "memory.db"),
+        location=lambda request, tmp: str(tmp / "memory.db"),
         store=SQLiteMemoryStore,
         text_index=lambda store: Fts5TextIndex(store),  # type: ignore[arg-type]
         vector_index=lambda store, directory: UsearchVectorIndex(
             store, directory, ndim=NDIM, model_name=MODEL
         ),
+    ),
+    # PostgreSQL with pgvector, a fresh database of the session's private server per test
+    "postgres": Storage(
+        location=lambda request, tmp: request.getfixturevalue("pg_url"),
+        store=PostgresMemoryStore,
+        text_index=lambda store: PostgresTextIndex(store),  # type: ignore[arg-type]
+        vector_index=lambda store, directory: PgvectorIndex(store, ndim=NDIM),  # type: ignore[arg-type]
+    ),
+    # the same, with every vector search through HNSW (the default searches few vectors exactly)
+    "postgres-hnsw": Storage(
+        location=lambda request, tmp: request.getfixturevalue("pg_url"),
+        store=PostgresMemoryStore,
+        text_index=lambda store: PostgresTextIndex(store),  # type: ignore[arg-type]
+        vector_index=lambda store, directory: PgvectorIndex(store, ndim=NDIM, exact_below=0),  # type: ignore[arg-type]
     ),
 }
 
@@ -90,8 +107,8 @@ def storage(request: pytest.FixtureRequest) -> Storage:
 
 
 @pytest.fixture
-def location(storage: Storage, tmp_path: Path) -> str:
-    return storage.location(tmp_path)
+def location(storage: Storage, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return storage.location(request, tmp_path)
 
 
 @pytest.fixture

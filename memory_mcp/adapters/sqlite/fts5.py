@@ -13,19 +13,14 @@ frequency still counts them all), so a common word cannot make a query score the
 from __future__ import annotations
 
 import json
-import math
-from collections import defaultdict
 
 import aiosqlite
 
 from ...memory.ports import Selection
-from .filters import where
+from .. import bm25
+from ..selection import where
+from ..words import query_terms
 from .store import SQLiteMemoryStore
-from .words import query_terms
-
-# BM25 constants, as in FTS5 and most engines.
-K1 = 1.2
-B = 0.75
 
 
 class Fts5TextIndex:
@@ -52,34 +47,24 @@ class Fts5TextIndex:
             # postings with the owner token's, as long as the table (twice the time at 100k).
             everyone = await session.scalar("SELECT sum(doc_count) FROM users")
             owner = "" if everyone == n_docs else f"owner : u{user_key} AND "
-            # key -> (idf, how much the word counts there) for each query word the memory holds
-            matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
-            for term in terms:
+
+            async def newest(term: str, column: bm25.Column, cap: int) -> list[int]:
                 # A quoted string is a phrase of the tokenizer's tokens: never an operator.
-                phrase = '"' + term.replace('"', '""') + '"'
-                found: dict[int, float] = {}  # key -> how much the word counts in it
-                capped = False
-                for column, weight in (("context", self._context_weight), ("body", 1.0)):
-                    # A word in very many of the user's memories tells them apart little: only its
-                    # newest ones are scored, which bounds the work of a query.
-                    cursor = await db.execute(
-                        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
-                        (f"{owner}{column} : {phrase}", self._cap),
-                    )
-                    rows = await cursor.fetchall()
-                    capped |= len(rows) == self._cap
-                    found.update((int(rowid), weight) for (rowid,) in rows)
-                if not found:
-                    continue
-                df = len(found)
-                if capped:  # its weight still comes from every memory holding it (counting is cheap)
-                    df = int(await session.scalar(
-                        "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
-                        (f"{owner}{{body context}} : {phrase}",),
-                    ))
-                idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-                for key, tf in found.items():
-                    matched[key].append((idf, tf))
+                cursor = await db.execute(
+                    "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+                    (f"{owner}{column} : {_phrase(term)}", cap),
+                )
+                return [int(rowid) for (rowid,) in await cursor.fetchall()]
+
+            async def count_all(term: str) -> int:
+                return int(await session.scalar(
+                    "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
+                    (f"{owner}{{body context}} : {_phrase(term)}",),
+                ))
+
+            matched = await bm25.match(
+                terms, n_docs, newest, count_all, cap=self._cap, context_weight=self._context_weight
+            )
             if not matched:
                 return []
             condition, params = where(within) if within is not None else ("1", [])
@@ -89,16 +74,7 @@ class Fts5TextIndex:
                 [json.dumps(list(matched)), *params],
             )
             lengths = {int(k): int(n) for k, n in await cursor.fetchall()}
-        scored = []
-        for key, dl in lengths.items():
-            norm = K1 * (1 - B + B * dl / avgdl)
-            # Each word counted once per memory (term frequency 1, or the context's weight when only
-            # the context holds it): memories are short statements. The length is the memory's own.
-            score = sum(idf * tf * (K1 + 1) / (tf + norm) for idf, tf in matched[key] if tf > 0)
-            scored.append((key, score))
-        scored = [kv for kv in scored if kv[1] > 0]
-        scored.sort(key=lambda kv: (-kv[1], -kv[0]))
-        return scored[:count]
+        return bm25.rank(matched, lengths, avgdl, count)
 
     async def rebuild(self) -> None:
         async with self._store.transaction() as session:
@@ -113,3 +89,7 @@ class Fts5TextIndex:
         except aiosqlite.DatabaseError as exc:
             return [f"full-text index differs from the store: {exc}"]
         return []
+
+
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'

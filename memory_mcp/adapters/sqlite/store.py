@@ -25,52 +25,19 @@ import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
-from ...memory.models import Memory, MemoryCategory, MemoryStats, ScopeLevel, utc_from_epoch
+from ...memory.models import Memory, MemoryStats
 from ...memory.ports import BrokenLink, Change, Move, NewVersion, Selection, Stored, Vector, VectorFile
-from .filters import CURRENT, where
+from ..rows import COLUMNS, stored, version_row
+from ..selection import CURRENT, where
 from .schema import MIGRATIONS, split_sql
-from .words import count_tokens, searchable
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = (
-    "key", "id", "user_key", "session_id", "agent_id", "turn_id", "category", "content", "importance",
-    "entity_refs", "metadata", "provenance", "created_at", "valid_from", "valid_until", "expires_at",
-    "supersedes", "superseded_by", "origin_level", "origin_session_id", "origin_agent_id",
-    "origin_turn_id", "promoted_at", "reinforcement_count", "context",
-)
 _SELECT = (
-    "SELECT " + ", ".join(f"m.{c}" for c in _COLUMNS) + ", m.embedding IS NOT NULL, u.user_id "
+    "SELECT " + ", ".join(f"m.{c}" for c in COLUMNS) + ", m.embedding IS NOT NULL, u.user_id "
     "FROM memories m JOIN users u ON u.user_key = m.user_key"
 )
 _KEYS = "(SELECT value FROM json_each(?))"  # a list of keys passed as one JSON parameter
-
-
-def _stored(row: Sequence[Any]) -> Stored:
-    (key, mid, user_key, session_id, agent_id, turn_id, category, content, importance, entity_refs, metadata,
-     provenance, created_at, valid_from, valid_until, expires_at, supersedes, superseded_by, origin_level,
-     o_session, o_agent, o_turn, promoted_at, reinforcement, context, embedded, user_id) = row
-    memory = Memory(
-        id=mid, user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
-        content=content, category=MemoryCategory(category), importance=importance,
-        entity_refs=json.loads(entity_refs), metadata=json.loads(metadata),
-        provenance=json.loads(provenance), created_at=utc_from_epoch(created_at),
-        valid_from=utc_from_epoch(valid_from), valid_until=utc_from_epoch(valid_until),
-        expires_at=utc_from_epoch(expires_at), supersedes=supersedes, superseded_by=superseded_by,
-        origin_level=ScopeLevel(origin_level) if origin_level else None,
-        origin_session_id=o_session, origin_agent_id=o_agent, origin_turn_id=o_turn,
-        promoted_at=utc_from_epoch(promoted_at), reinforcement_count=reinforcement, context=context,
-        embedded=bool(embedded),
-    )
-    return Stored(int(key), int(user_key), memory)
-
-
-def _epoch(value: Any) -> float | None:
-    return None if value is None else float(value.timestamp())
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _keys(keys: Iterable[int]) -> str:
@@ -180,7 +147,7 @@ class SQLiteSession:
         return list(await (await self.conn.execute(sql, list(params))).fetchall())
 
     async def _select(self, condition: str, params: Iterable[Any] = (), tail: str = "") -> list[Stored]:
-        return [_stored(row) for row in await self._rows(f"{_SELECT} WHERE {condition} {tail}", params)]
+        return [stored(row) for row in await self._rows(f"{_SELECT} WHERE {condition} {tail}", params)]
 
     # -- meta and users ----------------------------------------------------------------------
 
@@ -317,33 +284,14 @@ class SQLiteSession:
     # -- writing memories ----------------------------------------------------------------------
 
     async def insert(self, version: NewVersion) -> int:
-        m = version.memory
         chain_key = None
-        if m.supersedes is not None:
+        if version.memory.supersedes is not None:
             chain_key = await self.scalar(
                 "SELECT COALESCE(chain_key, key) FROM memories WHERE id = ? AND user_key = ?",
-                (m.supersedes, version.user_key),
+                (version.memory.supersedes, version.user_key),
             )
-        text = searchable(version.search_text)
-        situation = None if m.context is None else searchable(m.context)
-        row: dict[str, Any] = {
-            "id": m.id, "user_key": version.user_key, "session_id": m.session_id, "agent_id": m.agent_id,
-            "turn_id": m.turn_id, "scope_level": m.scope_level.value, "category": m.category.value,
-            "content": m.content, "content_hash": version.content_hash, "importance": m.importance,
-            "entity_refs": _json(m.entity_refs), "metadata": _json(m.metadata), "provenance": _json(m.provenance),
-            "created_at": _epoch(m.created_at), "valid_from": _epoch(m.valid_from),
-            "valid_until": _epoch(m.valid_until), "expires_at": _epoch(m.expires_at), "chain_key": chain_key,
-            "supersedes": m.supersedes, "superseded_by": m.superseded_by,
-            "origin_level": m.origin_level.value if m.origin_level else None,
-            "origin_session_id": m.origin_session_id, "origin_agent_id": m.origin_agent_id,
-            "origin_turn_id": m.origin_turn_id, "promoted_at": _epoch(m.promoted_at),
-            "reinforcement_count": m.reinforcement_count,
-            # BM25's length of a memory counts its context too: without it, short turns with long
-            # contexts outrank everything.
-            "search_text": text, "n_tokens": max(1, count_tokens(text) + count_tokens(situation or "")),
-            "context": m.context, "context_text": situation,
-            "embedding": None if version.embedding is None else np.asarray(version.embedding, np.float32).tobytes(),
-        }
+        row = version_row(version, chain_key)
+        row["embedding"] = None if version.embedding is None else np.asarray(version.embedding, np.float32).tobytes()
         cursor = await self.conn.execute(
             f"INSERT INTO memories({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
         )

@@ -1,9 +1,10 @@
-"""How full text splits text into words, for indexing and for queries (FTS5's ``unicode61``
-tokenizer, with scripts written without spaces split into characters first)."""
+"""How full text splits text into words, for indexing and for queries (as FTS5's ``unicode61``
+tokenizer does), shared by every text index; scripts written without spaces are split into characters first."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # Words that tell memories apart too rarely to be worth a posting-list scan.
 STOPWORDS = frozenset(
@@ -38,3 +39,17 @@ def query_terms(text: str) -> list[str]:
 def count_tokens(text: str) -> int:
     """Tokens of already searchable text (see ``searchable``), for BM25's document length."""
     return len(_WORD.findall(text))
+
+
+_LONGEST = 2000
+
+
+def plain(text: str) -> str:
+    """Searchable text as FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) sees it: its
+    words, without accents, one space apart; for engines whose own parser splits text otherwise
+    (PostgreSQL reads 'v1.2', 'a@b.c' or '/usr/bin' as one token)."""
+    decomposed = unicodedata.normalize("NFKD", searchable(text))
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    # PostgreSQL leaves words over 2047 characters out of a tsvector: a longer one is kept as
+    # a phrase of pieces, and a query for it (made by this same function) matches that phrase.
+    return " ".join(w[i : i + _LONGEST] for w in _WORD.findall(stripped.replace("_", " ")) for i in range(0, len(w), _LONGEST))
