@@ -1,4 +1,4 @@
-"""memory_mcp: hierarchical, temporal long-term memory for LLM assistants, on one SQLite file."""
+"""memory_mcp: hierarchical, temporal long-term memory for LLM assistants, in one SQLite file or a shared PostgreSQL."""
 
 from .errors import (
     AlreadySupersededError,
