@@ -107,7 +107,7 @@ def _usearch(config: MemoryConfig, store: MemoryStore) -> VectorIndexFactory:
             ndim=dim,
             model_name=model,
             connectivity=config.hnsw_m,
-            expansion_add=config.hnsw_ef_construction,
+            expansion_add=config.hnsw_ef_construction or 200,
             expansion_search=config.hnsw_ef_search,
             save_every=config.index_save_every,
         )
@@ -125,7 +125,7 @@ def _pgvector(config: MemoryConfig, store: MemoryStore) -> VectorIndexFactory:
 
     def build(dim: int, model: str) -> VectorIndex:
         return PgvectorIndex(
-            store, ndim=dim, connectivity=config.hnsw_m, expansion_add=config.hnsw_ef_construction,
+            store, ndim=dim, connectivity=config.hnsw_m, expansion_add=config.hnsw_ef_construction or 64,
             expansion_search=config.hnsw_ef_search,
         )
 

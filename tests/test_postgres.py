@@ -4,6 +4,7 @@ see ``conftest.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -133,6 +134,32 @@ async def test_a_database_refuses_another_embedding_model_or_dimension(pg_url: s
     assert "reindex" in message
     found = await memory.search("food allergy", user_id="alice", top_k=1)  # nothing was changed
     assert [r.memory.id for r in found] == [stored.id]
+
+
+async def test_a_lost_server_is_one_clear_error_and_the_engine_recovers_when_it_is_back(
+    tmp_path: Path, embedder: Any, storage_engine: str
+) -> None:
+    import pgserver
+    from conftest import _SharedEmbedder
+
+    directory = tmp_path / "own-server"
+    server = pgserver.get_server(directory, cleanup_mode="stop")
+    config = MemoryConfig(database_url=server.get_uri(), connect_timeout_s=3)
+    engine = await HierarchicalMemory.create(config, embedder=_SharedEmbedder(embedder))
+    try:
+        stored = await engine.add("Alice keeps bees on her roof", user_id="alice")
+        server.cleanup()  # the server stops (a restart, a failover)
+        for call in (engine.recall("bees", user_id="alice"), engine.add("Alice sells honey", user_id="alice")):
+            with pytest.raises(StorageError) as lost:
+                await asyncio.wait_for(call, 60)
+            assert "PostgreSQL" in str(lost.value) and "retry" in str(lost.value)
+        server = pgserver.get_server(directory, cleanup_mode="stop")  # back, on the same data
+        found = await engine.recall("bees", user_id="alice")
+        assert [r.memory.id for r in found] == [stored.id]
+        assert (await engine.add("Alice sells honey", user_id="alice")).content == "Alice sells honey"
+    finally:
+        await engine.close()
+        server.cleanup()
 
 
 # -- moving a database ------------------------------------------------------------------------

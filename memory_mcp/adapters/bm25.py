@@ -1,46 +1,34 @@
 """BM25 over one user's memories, shared by every text index.
 
-An index supplies the postings (which of the user's memories hold a word, newest first, in the
-memory itself or in its context) and the user's counts; this module turns them into scores. Each
-word counts once per memory (memories are short statements), a word found only in the context
-counts ``context_weight`` of one, and of a word in more than ``cap`` memories only the newest are
-scored, while its document frequency still counts them all: a common word cannot make one query
-score the whole table.
+An index supplies each query word's postings (which of the user's memories hold it, in the memory
+itself or only in its context, and how many do) and the user's counts; this module turns them
+into scores. Each word counts once per memory (memories are short statements) and a word found
+only in the context counts ``context_weight`` of one. An index may score only the newest of a
+word's memories (a cap, so that a common word cannot make one query score the whole table) as
+long as the word's document frequency still counts them all.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Literal
+from collections.abc import Iterable
 
 # BM25 constants, as in FTS5 and most engines.
 K1 = 1.2
 B = 0.75
 
-Column = Literal["body", "context"]
-# (word, column, at most n) -> keys of the user's memories holding the word there, newest first
-Newest = Callable[[str, Column, int], Awaitable[list[int]]]
-# word -> how many of the user's memories hold it, in either column
-CountAll = Callable[[str], Awaitable[int]]
+# One query word's postings: key -> how much the word counts in that memory (1 in the memory
+# itself, ``context_weight`` in its context only), and how many of the user's memories hold it.
+Postings = tuple[dict[int, float], int]
 
 
-async def match(
-    terms: Iterable[str], n_docs: int, newest: Newest, count_all: CountAll, *, cap: int, context_weight: float
-) -> dict[int, list[tuple[float, float]]]:
+def weigh(postings: Iterable[Postings], n_docs: int) -> dict[int, list[tuple[float, float]]]:
     """key -> (idf, how much the word counts there) for each query word the memory holds."""
     matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for term in terms:
-        found: dict[int, float] = {}
-        capped = False
-        for column, weight in (("context", context_weight), ("body", 1.0)):  # the body's weight wins
-            keys = await newest(term, column, cap)  # type: ignore[arg-type]
-            capped |= len(keys) == cap
-            found.update((key, weight) for key in keys)
+    for found, df in postings:
         if not found:
             continue
-        df = await count_all(term) if capped else len(found)
         idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
         for key, tf in found.items():
             matched[key].append((idf, tf))

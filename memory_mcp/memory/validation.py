@@ -171,9 +171,11 @@ def entity_refs(value: Sequence[str] | None) -> list[str]:
     if len(refs) > MAX_ENTITY_REFS:
         raise InvalidArgumentError(f"entity_refs holds more than {MAX_ENTITY_REFS} entries")
     for ref in refs:
-        if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_ID_CHARS or not encodable(ref):
+        if (not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_ID_CHARS or not encodable(ref)
+                or "\x00" in ref):
             raise InvalidArgumentError(
-                f"each entity ref must be a non-empty string of at most {MAX_ID_CHARS} characters of text, "
+                f"each entity ref must be a non-empty string of at most {MAX_ID_CHARS} characters of text "
+                "(no NUL), "
                 f"got {clip(ref)}"
             )
     return list(dict.fromkeys(r.strip() for r in refs))

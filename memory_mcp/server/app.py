@@ -62,7 +62,7 @@ class EngineHolder:
             if self.engine is None:
                 config = self.settings.model_copy(update={"background_embedding": True})
                 self.engine = await HierarchicalMemory.create(config)
-                log.info("memory database: %s", config.db_path)
+                log.info("memory database: %s", self.engine.store.location)
             self._users += 1
         try:
             yield self

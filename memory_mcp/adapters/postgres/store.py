@@ -49,6 +49,12 @@ except ImportError:  # the optional extra
 
 log = logging.getLogger(__name__)
 
+# What losing the server looks like to asyncpg.
+_LOST: tuple[type[BaseException], ...] = (
+    (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+    if asyncpg is not None else ()
+)
+
 # Advisory lock keys (any 64-bit numbers no other application is likely to use).
 WRITE_LOCK = 0x6D656D6F72790001
 MIGRATE_LOCK = 0x6D656D6F72790002
@@ -221,15 +227,28 @@ class PostgresMemoryStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresSession]:
         """A writing transaction: all or nothing, holding the write lock from the start."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             yield PostgresSession(conn)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[PostgresSession]:
         """A consistent read: one snapshot across several statements."""
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             yield PostgresSession(conn)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection. Losing the server (a restart, a network cut) is a StorageError
+        that says so; the pool connects again on the next call once the server is back."""
+        try:
+            async with self.pool.acquire(timeout=self._timeout) as conn:
+                yield conn
+        except _LOST as exc:
+            raise StorageError(
+                f"lost the connection to PostgreSQL at {_where_server(self.url)} ({type(exc).__name__}: "
+                f"{_said(exc) or 'no answer'}): the call did not complete; retry once the server is reachable"
+            ) from exc
 
 
 async def _setup_connection(conn: Any) -> None:

@@ -2,8 +2,9 @@
 
 PostgreSQL's own ``ts_rank`` knows nothing of document frequency, and its statistics would be the
 whole table's. So, as on SQLite, each query word is looked up on its own in the GIN indexes of
-the user's memories (the memory itself, then its context) and BM25 is computed from that user's
-counts only (``bm25.py``, shared by both engines). A word is turned into a query by
+the user's memories (the memory itself, and its context), all words in one statement, and BM25 is
+computed from that user's counts only (``bm25.py``, shared by both engines). Of a word in more than
+``posting_cap`` memories only the newest are scored; its document frequency counts them all. A word is turned into a query by
 ``phraseto_tsquery``, which never parses operators, so any text is safe; a run of a script
 written without spaces becomes the phrase of its characters, as on SQLite. Words are stemmed
 (English), accents are ignored and stopwords stay in the index (a query drops them itself).
@@ -16,7 +17,7 @@ from .. import bm25
 from ..words import plain, query_terms
 from .store import TEXT_CONFIG, PostgresMemoryStore, where
 
-_QUERY = f"phraseto_tsquery('{TEXT_CONFIG}', ?)"
+_QUERY_OF_TERM = f"phraseto_tsquery('{TEXT_CONFIG}', t.term)"
 
 
 class PostgresTextIndex:
@@ -39,32 +40,27 @@ class PostgresTextIndex:
                 return []
             avgdl = max(n_tokens / n_docs, 1.0)
 
-            async def newest(term: str, column: bm25.Column, cap: int) -> list[int]:
-                found = await db.rows(
-                    f"SELECT key FROM memories WHERE user_key = ? AND {column}_tsv @@ {_QUERY} "
-                    "ORDER BY key DESC LIMIT ?",
-                    (user_key, term, cap),
-                )
-                return [int(r[0]) for r in found]
-
-            async def count_all(term: str) -> int:
-                return int(await db.scalar(
-                    f"SELECT count(*) FROM memories WHERE user_key = ? AND (body_tsv @@ {_QUERY} "
-                    f"OR context_tsv @@ {_QUERY})",
-                    (user_key, term, term),
-                ))
-
-            matched = await bm25.match(
-                terms, n_docs, newest, count_all, cap=self._cap, context_weight=self._context_weight
-            )
-            if not matched:
-                return []
+            # Every word's postings in one statement: its newest memories (at most the cap), whether
+            # each holds it in the memory itself, how many of the user's memories hold it, and each
+            # memory's length and whether the selection takes it.
             condition, params = where(within) if within is not None else ("TRUE", [])
             found = await db.rows(
-                f"SELECT m.key, m.n_tokens FROM memories m WHERE m.key = ANY(?::bigint[]) AND {condition}",
-                [list(matched), *params],
+                "SELECT t.n, p.key, p.in_body, p.df, p.n_tokens, p.selected "
+                "FROM unnest(?::text[]) WITH ORDINALITY AS t(term, n) CROSS JOIN LATERAL ("
+                f"SELECT m.key, m.body_tsv @@ q.q AS in_body, count(*) OVER () AS df, m.n_tokens, {condition} AS selected "
+                f"FROM memories m, {_QUERY_OF_TERM} AS q(q) WHERE m.user_key = ? "
+                "AND (m.body_tsv @@ q.q OR m.context_tsv @@ q.q) ORDER BY m.key DESC LIMIT ?) p",
+                (terms, *params, user_key, self._cap),
             )
-            lengths = {int(k): int(n) for k, n in found}
+        per_term: list[bm25.Postings] = [({}, 0) for _ in terms]
+        lengths: dict[int, int] = {}
+        for n, key, in_body, df, length, selected in found:
+            keys, _ = per_term[n - 1]
+            keys[int(key)] = 1.0 if in_body else self._context_weight
+            per_term[n - 1] = (keys, int(df))
+            if selected:
+                lengths[int(key)] = int(length)
+        matched = bm25.weigh(per_term, n_docs)
         return bm25.rank(matched, lengths, avgdl, count)
 
     async def rebuild(self) -> None:

@@ -102,6 +102,8 @@ class PgvectorIndex:
             return await db.embedded_keys(user_key)
 
     async def rebuild(self, user_key: int | None = None) -> int:
+        """REINDEX the HNSW index (every user's: there is one); for one user there is nothing of
+        its own to rebuild, and the count of its vectors is returned."""
         await self._ensure_index()
         async with self._store.transaction() as db:
             if user_key is None:

@@ -48,23 +48,29 @@ class Fts5TextIndex:
             everyone = await session.scalar("SELECT sum(doc_count) FROM users")
             owner = "" if everyone == n_docs else f"owner : u{user_key} AND "
 
-            async def newest(term: str, column: bm25.Column, cap: int) -> list[int]:
+            async def postings(term: str) -> bm25.Postings:
                 # A quoted string is a phrase of the tokenizer's tokens: never an operator.
-                cursor = await db.execute(
-                    "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
-                    (f"{owner}{column} : {_phrase(term)}", cap),
-                )
-                return [int(rowid) for (rowid,) in await cursor.fetchall()]
-
-            async def count_all(term: str) -> int:
-                return int(await session.scalar(
+                phrase = '"' + term.replace('"', '""') + '"'
+                found: dict[int, float] = {}  # key -> how much the word counts in it
+                capped = False
+                for column, weight in (("context", self._context_weight), ("body", 1.0)):  # the body wins
+                    # Of a word in very many of the user's memories only the newest are scored.
+                    cursor = await db.execute(
+                        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+                        (f"{owner}{column} : {phrase}", self._cap),
+                    )
+                    rows = await cursor.fetchall()
+                    capped |= len(rows) == self._cap
+                    found.update((int(rowid), weight) for (rowid,) in rows)
+                if not capped:
+                    return found, len(found)
+                # Its weight still comes from every memory holding it (counting is cheap).
+                return found, int(await session.scalar(
                     "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
-                    (f"{owner}{{body context}} : {_phrase(term)}",),
+                    (f"{owner}{{body context}} : {phrase}",),
                 ))
 
-            matched = await bm25.match(
-                terms, n_docs, newest, count_all, cap=self._cap, context_weight=self._context_weight
-            )
+            matched = bm25.weigh([await postings(term) for term in terms], n_docs)
             if not matched:
                 return []
             condition, params = where(within) if within is not None else ("1", [])
@@ -89,7 +95,3 @@ class Fts5TextIndex:
         except aiosqlite.DatabaseError as exc:
             return [f"full-text index differs from the store: {exc}"]
         return []
-
-
-def _phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
