@@ -24,6 +24,8 @@ import numpy as np
 from ...memory.ports import Vector, VectorFilter
 from .store import PostgresMemoryStore
 
+INDEX_LOCK = 0x6D656D6F72790003  # held while a server builds the HNSW index
+
 EXACT_BELOW = 2048
 MAX_EF_SEARCH = 1000  # pgvector's limit
 
@@ -45,21 +47,35 @@ class PgvectorIndex:
         self._cast = f"embedding::vector({ndim})"
 
     async def _ensure_index(self) -> None:
-        """Make the HNSW index for this dimension if no server has yet (once per process)."""
+        """Make the HNSW index for this dimension if no server has yet (checked once per process).
+
+        It is built CONCURRENTLY, outside any transaction, so that other servers keep reading and
+        writing meanwhile (over many vectors a build takes a while); a session advisory lock keeps
+        two servers from building it at once, and a build that was interrupted (an invalid index)
+        is dropped and made again."""
         if self._ready:
             return
         async with self._lock:
             if self._ready:
                 return
-            async with self._store.reading() as db:
-                exists = await db.scalar("SELECT 1 FROM pg_indexes WHERE indexname = ?", (self.index_name,))
-            if not exists:
-                async with self._store.transaction() as db:  # the write lock: one server builds it
-                    await db.run(
-                        f"CREATE INDEX IF NOT EXISTS {self.index_name} ON memories USING hnsw "
-                        f"(({self._cast}) vector_cosine_ops) WITH (m = {int(self._m)}, "
-                        f"ef_construction = {int(self._ef_construction)})"
+            async with self._store.pool.acquire() as conn:
+                await conn.execute("SELECT pg_advisory_lock($1)", INDEX_LOCK)
+                try:
+                    valid = await conn.fetchval(
+                        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                        "WHERE c.relname = $1",
+                        self.index_name,
                     )
+                    if valid is False:
+                        await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {self.index_name}")
+                    if not valid:
+                        await conn.execute(
+                            f"CREATE INDEX CONCURRENTLY {self.index_name} ON memories USING hnsw "
+                            f"(({self._cast}) vector_cosine_ops) WITH (m = {int(self._m)}, "
+                            f"ef_construction = {int(self._ef_construction)})"
+                        )
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", INDEX_LOCK)
             self._ready = True
 
     async def search(self, query: Vector, count: int, flt: VectorFilter) -> list[tuple[int, float]]:
