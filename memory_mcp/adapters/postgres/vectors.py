@@ -51,15 +51,19 @@ class PgvectorIndex:
 
         It is built CONCURRENTLY, outside any transaction, so that other servers keep reading and
         writing meanwhile (over many vectors a build takes a while); a session advisory lock keeps
-        two servers from building it at once, and a build that was interrupted (an invalid index)
-        is dropped and made again."""
+        two servers from building it at once (polled: waiting for it inside a statement would
+        deadlock with the build), and a build that was interrupted (an invalid index) is dropped
+        and made again."""
         if self._ready:
             return
         async with self._lock:
             if self._ready:
                 return
             async with self._store.pool.acquire() as conn:
-                await conn.execute("SELECT pg_advisory_lock($1)", INDEX_LOCK)
+                # Polled, not waited for: a statement waiting for the lock would be a transaction
+                # that the build under way waits for in turn (a deadlock).
+                while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", INDEX_LOCK):
+                    await asyncio.sleep(0.1)
                 try:
                     valid = await conn.fetchval(
                         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
