@@ -107,7 +107,7 @@ def _usearch(config: MemoryConfig, store: MemoryStore) -> VectorIndexFactory:
             ndim=dim,
             model_name=model,
             connectivity=config.hnsw_m,
-            expansion_add=config.hnsw_ef_construction or 200,
+            expansion_add=config.hnsw_ef_construction or 128,
             expansion_search=config.hnsw_ef_search,
             save_every=config.index_save_every,
         )

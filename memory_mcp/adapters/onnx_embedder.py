@@ -132,6 +132,9 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
+            # Idle worker threads sleep instead of spinning: a spinning pool takes the cores that
+            # storing the previous batch needs (bulk import +6-10%), and a query pays ~0.1 ms.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3  # warnings about the graph are not the user's business
             session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
             tokenizer = Tokenizer.from_file(str(tokenizer_file))

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 # Below this many vectors an exact scan is as fast as HNSW and never misses.
 EXACT_BELOW = 2048
 
+# Threads for a batch of adds or searches: the cores, less one that the event loop and SQLite need.
+_THREADS = max(1, (os.cpu_count() or 1) - 1)
+
 
 @dataclass
 class _Partition:
@@ -50,7 +53,7 @@ class UsearchVectorIndex:
         ndim: int,
         model_name: str,
         connectivity: int = 16,
-        expansion_add: int = 200,
+        expansion_add: int = 128,
         expansion_search: int = 50,
         save_every: int = 1000,
     ):
@@ -80,6 +83,24 @@ class UsearchVectorIndex:
             np.asarray(query, dtype=np.float32), min(count, size), exact=size <= EXACT_BELOW
         )
         return [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
+
+    async def search_many(self, queries: Vector, count: int, flt: VectorFilter) -> list[list[tuple[int, float]]]:
+        matrix = np.asarray(queries, dtype=np.float32).reshape(-1, self.ndim)
+        async with self._lock(flt.user_key):
+            part = await self._sync(flt.user_key)
+            size = len(part.index)
+            if size == 0 or count <= 0 or not len(matrix):
+                return [[] for _ in matrix]
+            # In a worker thread, holding the user's lock so that nothing changes the index meanwhile.
+            found = await asyncio.to_thread(
+                part.index.search, matrix, min(count, size), exact=size <= EXACT_BELOW, threads=_THREADS
+            )
+        if len(matrix) == 1:  # usearch answers one query with one list of matches, not a batch
+            return [[(int(k), 1.0 - float(d)) for k, d in zip(found.keys, found.distances, strict=True)]]
+        return [
+            [(int(k), 1.0 - float(d)) for k, d in zip(found.keys[i][:n], found.distances[i][:n], strict=True)]
+            for i, n in enumerate(found.counts)
+        ]
 
     async def size(self, user_key: int) -> int:
         return len((await self._synced(user_key)).index)
@@ -120,19 +141,23 @@ class UsearchVectorIndex:
 
     async def _synced(self, user_key: int) -> _Partition:
         async with self._lock(user_key):
-            part = self._parts.get(user_key)
-            if part is None:
-                part = await self._load(user_key)
-                self._parts[user_key] = part
-                await self._catch_up(user_key, part)
-                await self._verify(user_key, part)
-            else:
-                await self._catch_up(user_key, part)
-            # Saving writes the whole index, so a big one is saved less often: the cost of saves
-            # stays constant per change. What is unsaved is caught up from the change log on load.
-            if part.unsaved >= max(self._save_every, len(part.index) // 8):
-                await self._save(user_key, part)
-            return part
+            return await self._sync(user_key)
+
+    async def _sync(self, user_key: int) -> _Partition:
+        """The user's partition, loaded and caught up (the caller holds the user's lock)."""
+        part = self._parts.get(user_key)
+        if part is None:
+            part = await self._load(user_key)
+            self._parts[user_key] = part
+            await self._catch_up(user_key, part)
+            await self._verify(user_key, part)
+        else:
+            await self._catch_up(user_key, part)
+        # Saving writes the whole index, so a big one is saved less often: the cost of saves
+        # stays constant per change. What is unsaved is caught up from the change log on load.
+        if part.unsaved >= max(self._save_every, len(part.index) // 8):
+            await self._save(user_key, part)
+        return part
 
     async def _load(self, user_key: int) -> _Partition:
         async with self._store.reading() as db:
@@ -185,6 +210,7 @@ class UsearchVectorIndex:
             touched = sorted({change.memory_key for change in changes})
             vectors = await db.embeddings(touched)
         index = part.index
+        added: list[int] = []
         for key in touched:
             present = bool(index.contains(key))
             vector = vectors.get(key)
@@ -193,8 +219,15 @@ class UsearchVectorIndex:
             if vector is None and present:
                 index.remove(key)
             elif vector is not None and not present:
-                self._check_dim(vector.reshape(1, -1))
-                index.add(key, vector)
+                added.append(key)
+        if added:
+            matrix = np.stack([vectors[key] for key in added])
+            self._check_dim(matrix)
+            keys = np.asarray(added, dtype=np.uint64)
+            if len(added) < 8:  # a write or two: quicker here than a trip to a thread
+                index.add(keys, matrix, threads=1)
+            else:  # a batch: in a worker thread (the caller holds the user's lock), the loop serves on
+                await asyncio.to_thread(index.add, keys, matrix, threads=_THREADS)
         part.seq = changes[-1].seq
         part.unsaved += len(changes)
 

@@ -85,7 +85,7 @@ class MemoryConfig(BaseSettings):
     hnsw_m: int = Field(default=16, ge=2, description="HNSW connectivity (links per node).")
     hnsw_ef_construction: int | None = Field(
         default=None, ge=1,
-        description="HNSW expansion when adding; by default 200 on usearch (SQLite) and 64 on pgvector (PostgreSQL), "
+        description="HNSW expansion when adding; by default 128 on usearch (SQLite) and 64 on pgvector (PostgreSQL), "
         "where a larger value makes every insert slower.",
     )
     hnsw_ef_search: int = Field(default=50, ge=1, description="HNSW expansion when searching.")

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from ..errors import InvalidArgumentError
-from . import embedding, maintenance, reading, recall, transfer, validation, versions, writing
+from . import batch, embedding, maintenance, reading, recall, transfer, validation, versions, writing
 from .config import MemoryConfig
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
 from .parts import Parts
@@ -193,7 +193,7 @@ class HierarchicalMemory:
         The same rules apply as for one ``add`` at a time (duplicates, promotion, expiry); batching
         only makes the embedder do its work in bulk, which is what makes imports fast.
         """
-        return await writing.add_many(self._parts, items, batch_size=batch_size)
+        return await batch.add_many(self._parts, items, batch_size=batch_size)
 
     async def add_conversation(
         self, turns: Sequence[Mapping[str, Any]], *, window: int = 2, **shared: Any

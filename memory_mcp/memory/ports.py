@@ -179,6 +179,11 @@ class VectorIndex(Protocol):
         """Up to ``count`` (memory key, cosine similarity) pairs, best first, within the filter."""
         ...
 
+    async def search_many(self, queries: Vector, count: int, flt: VectorFilter) -> list[list[tuple[int, float]]]:
+        """``search`` for each row of ``queries`` (an (n, dimension) array), in one pass where the
+        index can."""
+        ...
+
     async def sync(self, user_key: int) -> None:
         """Bring the user's index up to date with the store (changes from any process)."""
         ...
@@ -246,6 +251,10 @@ class StoreReader(Protocol):
     async def by_keys(self, keys: Sequence[int]) -> dict[int, Memory]: ...
 
     async def contents(self, keys: Sequence[int]) -> dict[int, str]: ...
+
+    async def known_hashes(self, user_key: int, content_hashes: Sequence[str]) -> set[str]:
+        """Those of these content hashes that a version of the user has (in any state)."""
+        ...
 
     async def filter_keys(self, keys: Sequence[int], within: Selection) -> set[int]:
         """Which of these keys are in the selection."""

@@ -13,9 +13,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +40,25 @@ def _at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-async def add(
+@dataclass(frozen=True)
+class Write:
+    """One ``add``, its arguments checked: what it stores and where."""
+
+    content: str
+    position: Position
+    to: Position  # where it is stored: the position, or higher for an important memory
+    category: MemoryCategory
+    importance: float
+    refs: list[str]
+    meta: dict[str, Any]
+    prov: dict[str, Any]
+    since: float | None
+    situation: str | None
+    idempotency_key: str | None
+    digest: str
+
+
+def prepare(
     parts: Parts,
     content: Any,
     position: Position,
@@ -53,10 +71,8 @@ async def add(
     provenance: Mapping[str, Any] | None = None,
     valid_from: Any = None,
     context: Any = None,
-    vector: Vector | None = None,
-) -> Memory:
-    """Remember ``content`` at ``position`` (see ``HierarchicalMemory.add``); ``vector`` is its
-    embedding when the caller has it already (a batch), else it is embedded here."""
+) -> Write:
+    """``add``'s arguments checked (raises ValidationError naming the one at fault)."""
     max_chars = parts.config.max_content_chars
     content = validation.content(content, max_chars)
     category = validation.category(category)
@@ -68,88 +84,86 @@ async def add(
     situation = validation.context(context, max_chars)
     if idempotency_key is not None:
         validation.check_id(idempotency_key, "idempotency_key")
-        earlier = await idempotent(parts, position.user_id, idempotency_key)
-        if earlier is not None:
-            return earlier
-    digest = content_hash(content)
-    if vector is None:
-        vector = await embedding.embed_now(parts, content)
-    to = target(parts.config, position, importance)
-    near = await similar(parts, position, to, vector, content)
-    at = write_time()
-
-    async with parts.store.transaction() as db:
-        user_key = await db.ensure_user(position.user_id)
-        if idempotency_key is not None:  # again under the write lock: a concurrent retry
-            earlier = await db.find_idempotent(user_key, idempotency_key)
-            if earlier is not None:
-                return earlier
-        if position.turn_id is not None and position.session_id is not None:
-            await db.expire_other_turns(user_key, position.session_id, position.turn_id, at)
-        existing = await find(db, scope(user_key, position, to, at), digest, near)
-        if existing is not None:
-            key = existing.key
-            place = await _reinforce(db, existing, importance, to, at)
-            await absorb(db, user_key, key, place, digest, near, at)
-        else:
-            since = at if since is None else since
-            memory = Memory(
-                id=str(uuid.uuid4()), user_id=position.user_id, session_id=to.session_id, agent_id=to.agent_id,
-                turn_id=to.turn_id, content=content, category=category, importance=importance, entity_refs=refs,
-                metadata=meta, provenance={**prov, "recorded_at": _at(at).isoformat()},
-                created_at=_at(at), valid_from=_at(since),
-                expires_at=_at(at + parts.config.turn_ttl_s) if to.turn_id is not None else None,
-                context=situation,
-                **(_origin(position, at) if to != position else {}),
-            )
-            key = await db.insert(NewVersion(memory, user_key, digest, search_text(content, refs, since), vector))
-            if to != position:
-                await absorb(db, user_key, key, to, digest, near, at)
-        stored = await _get(db, key)
-        if idempotency_key is not None:
-            await db.put_idempotent(user_key, idempotency_key, stored.id, at)
-    parts.forget_cached(stored.id)
-    await embedding.after_write(parts, vector)
-    return stored
+    return Write(
+        content=content, position=position, to=target(parts.config, position, importance), category=category,
+        importance=importance, refs=refs, meta=meta, prov=prov, since=since, situation=situation,
+        idempotency_key=idempotency_key, digest=content_hash(content),
+    )
 
 
-async def add_many(
-    parts: Parts, items: Sequence[Mapping[str, Any]], *, batch_size: int = 256
-) -> list[Memory]:
-    """Add many memories (each a dict of ``add``'s arguments), embedding them in batches while
-    the previous batch is stored. The rules are those of one ``add`` at a time."""
-    batches = [[dict(item) for item in items[at : at + batch_size]] for at in range(0, len(items), batch_size)]
-    embed = not (parts.config.background_embedding and not parts.semantic_ready.is_set())
-    if embed:
-        await embedding.wait_until_ready(parts)
-
-    def embedding_of(batch: list[dict[str, Any]]) -> asyncio.Future[Any] | None:
-        texts = [validation.content(item.get("content"), parts.config.max_content_chars) for item in batch]
-        return asyncio.ensure_future(parts.embedder.embed(texts)) if embed else None
-
-    stored: list[Memory] = []
-    pending = embedding_of(batches[0]) if batches else None
-    try:
-        for number, batch in enumerate(batches):
-            vectors = list(await pending) if pending is not None else [None] * len(batch)
-            # The next batch embeds (in the embedder's thread) while this one is stored.
-            pending = embedding_of(batches[number + 1]) if number + 1 < len(batches) else None
-            for item, vector in zip(batch, vectors, strict=True):
-                stored.append(await add_item(parts, item, vector))
-        return stored
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-
-
-async def add_item(parts: Parts, item: Mapping[str, Any], vector: Vector | None = None) -> Memory:
-    """``add`` with its arguments as a dict (as batches and imports carry them)."""
+def prepare_item(parts: Parts, item: Mapping[str, Any]) -> Write:
+    """``prepare`` with the arguments as a dict (as batches and imports carry them)."""
     fields = dict(item)
     position = validation.position(
         fields.pop("user_id", None), fields.pop("session_id", None), fields.pop("agent_id", None),
         fields.pop("turn_id", None),
     )
-    return await add(parts, fields.pop("content", None), position, vector=vector, **fields)
+    return prepare(parts, fields.pop("content", None), position, **fields)
+
+
+async def add(parts: Parts, content: Any, position: Position, *args: Any, vector: Vector | None = None,
+              **kwargs: Any) -> Memory:
+    """Remember ``content`` at ``position`` (see ``HierarchicalMemory.add``); ``vector`` is its
+    embedding when the caller has it already (a batch), else it is embedded here."""
+    return await store(parts, prepare(parts, content, position, *args, **kwargs), vector)
+
+
+async def store(parts: Parts, w: Write, vector: Vector | None = None) -> Memory:
+    """Store a checked write: reinforce the memory it repeats, or store it as new."""
+    position, to = w.position, w.to
+    if w.idempotency_key is not None:
+        earlier = await idempotent(parts, position.user_id, w.idempotency_key)
+        if earlier is not None:
+            return earlier
+    if vector is None:
+        vector = await embedding.embed_now(parts, w.content)
+    near = await similar(parts, position, to, vector, w.content)
+    at = write_time()
+
+    async with parts.store.transaction() as db:
+        user_key = await db.ensure_user(position.user_id)
+        if w.idempotency_key is not None:  # again under the write lock: a concurrent retry
+            earlier = await db.find_idempotent(user_key, w.idempotency_key)
+            if earlier is not None:
+                return earlier
+        if position.turn_id is not None and position.session_id is not None:
+            await db.expire_other_turns(user_key, position.session_id, position.turn_id, at)
+        existing = await find(db, scope(user_key, position, to, at), w.digest, near)
+        if existing is not None:
+            key = existing.key
+            place = await _reinforce(db, existing, w.importance, to, at)
+            await absorb(db, user_key, key, place, w.digest, near, at)
+        else:
+            key = await db.insert(new_version(parts, w, user_key, vector, at))
+            if to != position:
+                await absorb(db, user_key, key, to, w.digest, near, at)
+        stored = await _get(db, key)
+        if w.idempotency_key is not None:
+            await db.put_idempotent(user_key, w.idempotency_key, stored.id, at)
+    parts.forget_cached(stored.id)
+    await embedding.after_write(parts, vector)
+    return stored
+
+
+def new_version(parts: Parts, w: Write, user_key: int, vector: Vector | None, at: float) -> NewVersion:
+    """The new memory a write stores when it repeats nothing, written at ``at``."""
+    position, to = w.position, w.to
+    since = at if w.since is None else w.since
+    memory = Memory(
+        id=str(uuid.uuid4()), user_id=position.user_id, session_id=to.session_id, agent_id=to.agent_id,
+        turn_id=to.turn_id, content=w.content, category=w.category, importance=w.importance,
+        entity_refs=w.refs, metadata=w.meta, provenance={**w.prov, "recorded_at": _at(at).isoformat()},
+        created_at=_at(at), valid_from=_at(since),
+        expires_at=_at(at + parts.config.turn_ttl_s) if to.turn_id is not None else None,
+        context=w.situation,
+        **(_origin(position, at) if to != position else {}),
+    )
+    return NewVersion(memory, user_key, w.digest, search_text(w.content, w.refs, since), vector)
+
+
+async def add_item(parts: Parts, item: Mapping[str, Any], vector: Vector | None = None) -> Memory:
+    """``add`` with its arguments as a dict (as batches and imports carry them)."""
+    return await store(parts, prepare_item(parts, item), vector)
 
 
 def conversation_items(

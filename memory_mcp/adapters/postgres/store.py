@@ -322,6 +322,13 @@ class PostgresSession:
     async def by_keys(self, keys: Sequence[int]) -> dict[int, Memory]:
         return {s.key: s.memory for s in await self._select("m.key = ANY(?::bigint[])", (_ints(keys),))}
 
+    async def known_hashes(self, user_key: int, content_hashes: Sequence[str]) -> set[str]:
+        rows = await self.rows(
+            "SELECT DISTINCT content_hash FROM memories WHERE user_key = ? AND content_hash = ANY(?::text[])",
+            (user_key, list(content_hashes)),
+        )
+        return {str(h) for (h,) in rows}
+
     async def contents(self, keys: Sequence[int]) -> dict[int, str]:
         found = await self.rows("SELECT key, content FROM memories WHERE key = ANY(?::bigint[])", (_ints(keys),))
         return {int(k): str(c) for k, c in found}

@@ -114,6 +114,9 @@ class PgvectorIndex:
             )
         return [(int(k), float(s)) for k, s in found]
 
+    async def search_many(self, queries: Vector, count: int, flt: VectorFilter) -> list[list[tuple[int, float]]]:
+        return [await self.search(query, count, flt) for query in np.asarray(queries, dtype=np.float32)]
+
     async def sync(self, user_key: int) -> None:
         """Nothing to do: the index is the database's."""
 

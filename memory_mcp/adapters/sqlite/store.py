@@ -193,6 +193,14 @@ class SQLiteSession:
         rows = await self._rows(f"SELECT key, content FROM memories WHERE key IN {_KEYS}", (_keys(keys),))
         return {int(k): str(c) for k, c in rows}
 
+    async def known_hashes(self, user_key: int, content_hashes: Sequence[str]) -> set[str]:
+        rows = await self._rows(
+            "SELECT DISTINCT content_hash FROM memories WHERE user_key = ? AND content_hash IN "
+            "(SELECT value FROM json_each(?))",
+            (user_key, json.dumps(list(content_hashes))),
+        )
+        return {str(h) for (h,) in rows}
+
     async def filter_keys(self, keys: Sequence[int], within: Selection) -> set[int]:
         condition, params = where(within)
         rows = await self._rows(
