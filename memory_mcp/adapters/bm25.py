@@ -1,49 +1,73 @@
 """BM25 over one user's memories, shared by every text index.
 
-An index supplies each query word's postings (which of the user's memories hold it, in the memory
-itself or only in its context, and how many do) and the user's counts; this module turns them
-into scores. Each word counts once per memory (memories are short statements) and a word found
-only in the context counts ``context_weight`` of one. An index may score only the newest of a
-word's memories (a cap, so that a common word cannot make one query score the whole table) as
-long as the word's document frequency still counts them all.
+An index finds each query word's postings (the user's memories that hold it, in the memory
+itself or only in its context) and the user's counts; this module turns them into scores. Each
+word counts once per memory (memories are short statements) and a word found only in the context
+counts ``context_weight`` of one. An index may return only the newest of a word's memories (a cap,
+so that a common word cannot make one query score the whole table) as long as the word's document
+frequency still counts them all. Scoring is vectorised: a query whose words are in thousands of
+memories is scored in well under a millisecond.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 # BM25 constants, as in FTS5 and most engines.
 K1 = 1.2
 B = 0.75
 
-# One query word's postings: key -> how much the word counts in that memory (1 in the memory
-# itself, ``context_weight`` in its context only), and how many of the user's memories hold it.
-Postings = tuple[dict[int, float], int]
 
+@dataclass
+class Hits:
+    """The postings of a query's words, one row per (word, memory) found.
 
-def weigh(postings: Iterable[Postings], n_docs: int) -> dict[int, list[tuple[float, float]]]:
-    """key -> (idf, how much the word counts there) for each query word the memory holds."""
-    matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for found, df in postings:
-        if not found:
-            continue
-        idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-        for key, tf in found.items():
-            matched[key].append((idf, tf))
-    return matched
+    ``term`` is the word's number in the query, ``weight`` how much the word counts there (1 in the
+    memory itself, ``context_weight`` in its context only), ``length`` the memory's length in
+    tokens and ``selected`` whether the search's selection takes the memory (a word's document
+    frequency counts every memory that holds it, selected or not)."""
+
+    term: np.ndarray
+    key: np.ndarray
+    weight: np.ndarray
+    length: np.ndarray
+    selected: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[object]]) -> Hits:
+        """From rows of (term, key, weight, length, selected)."""
+        table = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        return cls(
+            term=table[:, 0].astype(np.int64), key=table[:, 1].astype(np.int64), weight=table[:, 2],
+            length=table[:, 3], selected=table[:, 4] != 0,
+        )
 
 
 def rank(
-    matched: dict[int, list[tuple[float, float]]], lengths: dict[int, int], avgdl: float, count: int
+    hits: Hits, n_terms: int, n_docs: int, avgdl: float, count: int, frequencies: dict[int, int] | None = None
 ) -> list[tuple[int, float]]:
-    """The best ``count`` (key, score) of the memories in ``lengths`` (key -> length in tokens)."""
-    scored = []
-    for key, dl in lengths.items():
-        norm = K1 * (1 - B + B * dl / avgdl)
-        score = sum(idf * tf * (K1 + 1) / (tf + norm) for idf, tf in matched[key] if tf > 0)
-        if score > 0:
-            scored.append((key, score))
-    scored.sort(key=lambda kv: (-kv[1], -kv[0]))
-    return scored[:count]
+    """The best ``count`` (key, score) among the selected memories, best first (ties: newest).
+
+    A word's document frequency is the number of memories found for it unless ``frequencies``
+    (term -> count) gives it, as it must for a word whose postings were capped."""
+    if not len(hits.key) or count <= 0:
+        return []
+    df = np.bincount(hits.term, minlength=n_terms).astype(np.float64)
+    for term, frequency in (frequencies or {}).items():
+        df[term] = frequency
+    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+    chosen = hits.selected & (hits.weight > 0)
+    term, key, tf, dl = hits.term[chosen], hits.key[chosen], hits.weight[chosen], hits.length[chosen]
+    if not len(key):
+        return []
+    norm = K1 * (1 - B + B * dl / avgdl)
+    contribution = idf[term] * tf * (K1 + 1) / (tf + norm)
+    keys, at = np.unique(key, return_inverse=True)
+    scores = np.bincount(at, weights=contribution, minlength=len(keys))
+    positive = scores > 0
+    keys, scores = keys[positive], scores[positive]
+    best = np.lexsort((-keys, -scores))[:count]
+    return [(int(keys[i]), float(scores[i])) for i in best]

@@ -52,16 +52,12 @@ class PostgresTextIndex:
                 "AND (m.body_tsv @@ q.q OR m.context_tsv @@ q.q) ORDER BY m.key DESC LIMIT ?) p",
                 (terms, *params, user_key, self._cap),
             )
-        per_term: list[bm25.Postings] = [({}, 0) for _ in terms]
-        lengths: dict[int, int] = {}
-        for n, key, in_body, df, length, selected in found:
-            keys, _ = per_term[n - 1]
-            keys[int(key)] = 1.0 if in_body else self._context_weight
-            per_term[n - 1] = (keys, int(df))
-            if selected:
-                lengths[int(key)] = int(length)
-        matched = bm25.weigh(per_term, n_docs)
-        return bm25.rank(matched, lengths, avgdl, count)
+        hits = bm25.Hits.of([
+            (n - 1, key, 1.0 if in_body else self._context_weight, length, selected)
+            for n, key, in_body, _, length, selected in found
+        ])
+        frequencies = {n - 1: int(df) for n, _, _, df, _, _ in found}  # counted before the cap
+        return bm25.rank(hits, len(terms), n_docs, avgdl, count, frequencies)
 
     async def rebuild(self) -> None:
         """Rebuild the GIN indexes (the ``tsvector`` columns are generated from the text)."""

@@ -7,14 +7,15 @@ from that user's counts (kept by triggers in ``users``). Each query word is matc
 quoted, so no user text is ever parsed as FTS5 syntax: punctuation, quotes, ``AND``/``NOT``/``NEAR``,
 empty strings and any script are safe. Stopwords are dropped before the query reaches FTS5, and of a
 word in more than ``posting_cap`` of the user's memories only the newest are scored (its document
-frequency still counts them all), so a common word cannot make a query score the whole table.
+frequency still counts them all), so a common word cannot make a query score the whole table. All
+the words' postings come back in one statement, with each memory's length and whether the
+selection takes it.
 """
 
 from __future__ import annotations
 
-import json
-
 import aiosqlite
+import numpy as np
 
 from ...memory.ports import Selection
 from .. import bm25
@@ -38,49 +39,49 @@ class Fts5TextIndex:
         if not terms or count <= 0:
             return []
         async with self._store.reading() as session:
-            db = session.conn
-            n_docs, n_tokens = await session.user_counts(user_key)
-            if n_docs == 0:
+            counts = await session.row(
+                "SELECT doc_count, token_total, (SELECT sum(doc_count) FROM users) FROM users WHERE user_key = ?",
+                (user_key,),
+            )
+            if counts is None or not counts[0]:
                 return []
-            avgdl = max(n_tokens / n_docs, 1.0)
+            n_docs, n_tokens, everyone = (int(c) for c in counts)
             # A user who holds every row needs no confining: FTS5 would intersect each word's
             # postings with the owner token's, as long as the table (twice the time at 100k).
-            everyone = await session.scalar("SELECT sum(doc_count) FROM users")
             owner = "" if everyone == n_docs else f"owner : u{user_key} AND "
-
-            async def postings(term: str) -> bm25.Postings:
-                # A quoted string is a phrase of the tokenizer's tokens: never an operator.
-                phrase = '"' + term.replace('"', '""') + '"'
-                found: dict[int, float] = {}  # key -> how much the word counts in it
-                capped = False
-                for column, weight in (("context", self._context_weight), ("body", 1.0)):  # the body wins
-                    # Of a word in very many of the user's memories only the newest are scored.
-                    cursor = await db.execute(
-                        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
-                        (f"{owner}{column} : {phrase}", self._cap),
+            # A quoted string is a phrase of the tokenizer's tokens: never an operator.
+            phrases = ['"' + term.replace('"', '""') + '"' for term in terms]
+            # Every word's newest postings (at most the cap in each column), with each memory's
+            # length and whether the selection takes it, in one statement.
+            parts, params = [], []
+            for n, phrase in enumerate(phrases):
+                for column, weight in (("context", self._context_weight), ("body", 1.0)):
+                    parts.append(
+                        f"SELECT * FROM (SELECT {n} AS term, rowid AS key, {float(weight)} AS weight FROM memories_fts "
+                        "WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?)"
                     )
-                    rows = await cursor.fetchall()
-                    capped |= len(rows) == self._cap
-                    found.update((int(rowid), weight) for (rowid,) in rows)
-                if not capped:
-                    return found, len(found)
-                # Its weight still comes from every memory holding it (counting is cheap).
-                return found, int(await session.scalar(
-                    "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
-                    (f"{owner}{{body context}} : {phrase}",),
-                ))
-
-            matched = bm25.weigh([await postings(term) for term in terms], n_docs)
-            if not matched:
-                return []
-            condition, params = where(within) if within is not None else ("1", [])
-            cursor = await db.execute(
-                f"SELECT m.key, m.n_tokens FROM memories m WHERE m.key IN (SELECT value FROM json_each(?)) "
-                f"AND {condition}",
-                [json.dumps(list(matched)), *params],
+                    params += [f"{owner}{column} : {phrase}", self._cap]
+            condition, selection = where(within) if within is not None else ("1", [])
+            rows = await session.rows(
+                f"WITH hits AS ({' UNION ALL '.join(parts)}) "
+                f"SELECT h.term, h.key, max(h.weight), m.n_tokens, {condition} "
+                "FROM hits h JOIN memories m ON m.key = h.key GROUP BY h.term, h.key",
+                [*params, *selection],
             )
-            lengths = {int(k): int(n) for k, n in await cursor.fetchall()}
-        return bm25.rank(matched, lengths, avgdl, count)
+            hits = bm25.Hits.of(rows)
+            # A word capped in either column: its weight still comes from every memory holding it.
+            found = np.bincount(hits.term, minlength=len(terms))
+            capped = [n for n in range(len(terms)) if found[n] >= self._cap]
+            frequencies: dict[int, int] = {}
+            if capped:
+                counted = await session.row(
+                    "SELECT " + ", ".join(
+                        "(SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?)" for _ in capped
+                    ),
+                    [f"{owner}{{body context}} : {phrases[n]}" for n in capped],
+                )
+                frequencies = {n: int(c) for n, c in zip(capped, counted or (), strict=True)}
+        return bm25.rank(hits, len(terms), n_docs, max(n_tokens / n_docs, 1.0), count, frequencies)
 
     async def rebuild(self) -> None:
         async with self._store.transaction() as session:

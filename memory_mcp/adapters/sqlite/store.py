@@ -138,16 +138,22 @@ class SQLiteSession:
     def __init__(self, conn: aiosqlite.Connection):
         self.conn = conn
 
+    # One trip to SQLite's thread each: the statement and its rows together.
     async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
         """The first column of the first row (the SQLite package's own helper, not a port operation)."""
-        row = await (await self.conn.execute(sql, list(params))).fetchone()
+        row = await self.row(sql, params)
         return None if row is None else row[0]
 
-    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        return list(await (await self.conn.execute(sql, list(params))).fetchall())
+    async def row(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """The first row, or None."""
+        found = await self.rows(sql, params)
+        return found[0] if found else None
+
+    async def rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        return list(await self.conn.execute_fetchall(sql, list(params)))
 
     async def _select(self, condition: str, params: Iterable[Any] = (), tail: str = "") -> list[Stored]:
-        return [stored(row) for row in await self._rows(f"{_SELECT} WHERE {condition} {tail}", params)]
+        return [stored(row) for row in await self.rows(f"{_SELECT} WHERE {condition} {tail}", params)]
 
     # -- meta and users ----------------------------------------------------------------------
 
@@ -171,13 +177,11 @@ class SQLiteSession:
         return cursor.lastrowid
 
     async def user_keys(self) -> list[int]:
-        return [int(k) for (k,) in await self._rows("SELECT user_key FROM users")]
+        return [int(k) for (k,) in await self.rows("SELECT user_key FROM users")]
 
     async def user_counts(self, user_key: int) -> tuple[int, int]:
         """How many rows of the user the text index holds, and their summed lengths (for BM25)."""
-        row = await (
-            await self.conn.execute("SELECT doc_count, token_total FROM users WHERE user_key = ?", (user_key,))
-        ).fetchone()
+        row = await self.row("SELECT doc_count, token_total FROM users WHERE user_key = ?", (user_key,))
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     # -- reading memories --------------------------------------------------------------------
@@ -190,11 +194,11 @@ class SQLiteSession:
         return {s.key: s.memory for s in await self._select(f"m.key IN {_KEYS}", (_keys(keys),))}
 
     async def contents(self, keys: Sequence[int]) -> dict[int, str]:
-        rows = await self._rows(f"SELECT key, content FROM memories WHERE key IN {_KEYS}", (_keys(keys),))
+        rows = await self.rows(f"SELECT key, content FROM memories WHERE key IN {_KEYS}", (_keys(keys),))
         return {int(k): str(c) for k, c in rows}
 
     async def known_hashes(self, user_key: int, content_hashes: Sequence[str]) -> set[str]:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT DISTINCT content_hash FROM memories WHERE user_key = ? AND content_hash IN "
             "(SELECT value FROM json_each(?))",
             (user_key, json.dumps(list(content_hashes))),
@@ -203,7 +207,7 @@ class SQLiteSession:
 
     async def filter_keys(self, keys: Sequence[int], within: Selection) -> set[int]:
         condition, params = where(within)
-        rows = await self._rows(
+        rows = await self.rows(
             f"SELECT m.key FROM memories m WHERE m.key IN {_KEYS} AND {condition}", [_keys(keys), *params]
         )
         return {int(k) for (k,) in rows}
@@ -215,7 +219,7 @@ class SQLiteSession:
 
     async def select_keys(self, within: Selection) -> list[int]:
         condition, params = where(within)
-        return [int(k) for (k,) in await self._rows(f"SELECT m.key FROM memories m WHERE {condition}", params)]
+        return [int(k) for (k,) in await self.rows(f"SELECT m.key FROM memories m WHERE {condition}", params)]
 
     async def same_text(self, within: Selection, content_hash: str) -> Stored | None:
         condition, params = where(within)
@@ -251,16 +255,16 @@ class SQLiteSession:
         else:
             scope, params = "m.user_key = ?", [user_key]
             users = 1
-        row = await (await self.conn.execute(
+        row = await self.row(
             f"SELECT count(*), coalesce(sum(m.valid_until IS NOT NULL), 0), "
             f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope}",
             [now, *params],
-        )).fetchone()
+        )
         assert row is not None
         total, superseded, expired = (int(v) for v in row)
         by: dict[str, dict[str, int]] = {}
         for column in ("category", "scope_level"):
-            rows = await self._rows(
+            rows = await self.rows(
                 f"SELECT m.{column}, count(*) FROM memories m WHERE {scope} AND {CURRENT} GROUP BY m.{column}",
                 [*params, now],
             )
@@ -271,12 +275,12 @@ class SQLiteSession:
         )
 
     async def broken_links(self) -> list[BrokenLink]:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT m.id, m.superseded_by FROM memories m WHERE m.superseded_by IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM memories n WHERE n.id = m.superseded_by AND n.user_key = m.user_key)"
         )
         found = [BrokenLink(str(old), str(new), "successor_missing") for old, new in rows]
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT n.id, n.supersedes FROM memories n JOIN memories m ON m.id = n.supersedes "
             "WHERE m.superseded_by IS NOT n.id OR m.valid_until IS NULL"
         )
@@ -411,13 +415,13 @@ class SQLiteSession:
     # -- vectors -------------------------------------------------------------------------------
 
     async def embeddings(self, keys: Sequence[int]) -> dict[int, Vector]:
-        rows = await self._rows(
+        rows = await self.rows(
             f"SELECT key, embedding FROM memories WHERE embedding IS NOT NULL AND key IN {_KEYS}", (_keys(keys),)
         )
         return {int(k): np.frombuffer(b, dtype=np.float32) for k, b in rows}
 
     async def user_embeddings(self, user_key: int) -> tuple[npt.NDArray[np.uint64], Vector]:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT key, embedding FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,)
         )
         keys = np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
@@ -426,7 +430,7 @@ class SQLiteSession:
         return keys, np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
 
     async def embedded_keys(self, user_key: int) -> set[int]:
-        rows = await self._rows("SELECT key FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,))
+        rows = await self.rows("SELECT key FROM memories WHERE user_key = ? AND embedding IS NOT NULL", (user_key,))
         return {int(k) for (k,) in rows}
 
     async def embedded_count(self, user_key: int) -> int:
@@ -435,7 +439,7 @@ class SQLiteSession:
         ))
 
     async def pending_embeddings(self, limit: int) -> list[tuple[int, str]]:
-        rows = await self._rows("SELECT key, content FROM memories WHERE embedding IS NULL ORDER BY key LIMIT ?", (limit,))
+        rows = await self.rows("SELECT key, content FROM memories WHERE embedding IS NULL ORDER BY key LIMIT ?", (limit,))
         return [(int(k), str(c)) for k, c in rows]
 
     async def set_embeddings(self, vectors: Sequence[tuple[int, Vector]]) -> None:
@@ -449,11 +453,11 @@ class SQLiteSession:
         await self.conn.execute("DELETE FROM vector_index_files")
 
     async def vector_file(self, user_key: int) -> VectorFile | None:
-        row = await (await self.conn.execute(
+        row = await self.row(
             "SELECT user_key, file_name, seq, count, crc32, size, model, dim FROM vector_index_files "
             "WHERE user_key = ?",
             (user_key,),
-        )).fetchone()
+        )
         return None if row is None else VectorFile(*row)
 
     async def record_vector_file(self, record: VectorFile) -> tuple[bool, str | None]:
@@ -481,11 +485,11 @@ class SQLiteSession:
     async def changes_since(self, seq: int, user_key: int | None = None) -> list[Change]:
         """The change log after ``seq``, in order; triggers write it in the writer's transaction."""
         if user_key is None:
-            rows = await self._rows(
+            rows = await self.rows(
                 "SELECT seq, user_key, memory_key, memory_id, op FROM changes WHERE seq > ? ORDER BY seq", (seq,)
             )
         else:
-            rows = await self._rows(
+            rows = await self.rows(
                 "SELECT seq, user_key, memory_key, memory_id, op FROM changes WHERE user_key = ? AND seq > ? "
                 "ORDER BY seq",
                 (user_key, seq),
