@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InvalidMemoryError
 from . import embedding
-from .duplicates import NEAR, specifics
+from .duplicates import NEAR, naming_the_same
 from .models import Memory
 from .parts import Parts
 from .ports import Vector, VectorFilter
@@ -80,13 +80,13 @@ async def store_batch(parts: Parts, writes: Sequence[Write], vectors: Sequence[V
 
 async def _fresh(parts: Parts, writes: Sequence[Write], vectors: Sequence[Vector | None]) -> list[bool]:
     """Which writes repeat nothing (see the module's docstring)."""
+    if parts.vectors is None:
+        return [False] * len(writes)
     threshold = parts.config.duplicate_similarity
     fresh = [
         w.idempotency_key is None and w.position.turn_id is None and w.to == w.position and v is not None
         for w, v in zip(writes, vectors, strict=True)
     ]
-    if parts.vectors is None:
-        return [False] * len(writes)
     order = sorted(range(len(writes)), key=lambda i: writes[i].position.user_id)  # stable: batch order kept
     for user_id, group in groupby(order, key=lambda i: writes[i].position.user_id):
         everyone = list(group)
@@ -104,7 +104,7 @@ async def _fresh(parts: Parts, writes: Sequence[Write], vectors: Sequence[Vector
             elif fresh[i]:
                 r = row[i]
                 near = [with_vector[b] for b in np.flatnonzero(close[r, :r] >= threshold)]
-                if near and any(specifics(writes[j].content) == specifics(writes[i].content) for j in near):
+                if naming_the_same(near, {j: writes[j].content for j in near}, writes[i].content):
                     fresh[i] = False
             seen.add(writes[i].digest)
         mine = [i for i in everyone if fresh[i]]
@@ -129,8 +129,7 @@ async def _fresh(parts: Parts, writes: Sequence[Write], vectors: Sequence[Vector
             async with parts.store.reading() as db:
                 contents = await db.contents(sorted({k for keys in near.values() for k in keys}))
             for i, keys in near.items():
-                mine_specifics = specifics(writes[i].content)
-                if any(k in contents and specifics(contents[k]) == mine_specifics for k in keys):
+                if naming_the_same(keys, contents, writes[i].content):
                     fresh[i] = False
     return fresh
 

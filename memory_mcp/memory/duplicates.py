@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterable, Mapping
 
 from .parts import Parts
 from .ports import MemoryFilter, Selection, Stored, StoreReader, Vector, VectorFilter
@@ -71,6 +72,11 @@ async def saying_the_same(parts: Parts, keys: list[int], content: str) -> list[i
         return []
     async with parts.store.reading() as db:
         contents = await db.contents(keys)
+    return naming_the_same(keys, contents, content)
+
+
+def naming_the_same(keys: Iterable[int], contents: Mapping[int, str], content: str) -> list[int]:
+    """Those of ``keys`` whose text (in ``contents``) names the same numbers and names as ``content``."""
     mine = specifics(content)
     return [k for k in keys if k in contents and specifics(contents[k]) == mine]
 

@@ -180,10 +180,10 @@ class HierarchicalMemory:
         memory upward at once (see ``MemoryConfig.promote_*``).
         """
         position = validation.position(user_id, session_id, agent_id, turn_id)
-        return await writing.add(
+        return await writing.store(self._parts, writing.prepare(
             self._parts, content, position, category, importance, entity_refs, metadata,
             idempotency_key=idempotency_key, provenance=provenance, valid_from=valid_from, context=context,
-        )
+        ))
 
     remember = add  # the convenience name the library's documentation uses for add
 

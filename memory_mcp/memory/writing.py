@@ -101,15 +101,10 @@ def prepare_item(parts: Parts, item: Mapping[str, Any]) -> Write:
     return prepare(parts, fields.pop("content", None), position, **fields)
 
 
-async def add(parts: Parts, content: Any, position: Position, *args: Any, vector: Vector | None = None,
-              **kwargs: Any) -> Memory:
-    """Remember ``content`` at ``position`` (see ``HierarchicalMemory.add``); ``vector`` is its
-    embedding when the caller has it already (a batch), else it is embedded here."""
-    return await store(parts, prepare(parts, content, position, *args, **kwargs), vector)
-
-
 async def store(parts: Parts, w: Write, vector: Vector | None = None) -> Memory:
-    """Store a checked write: reinforce the memory it repeats, or store it as new."""
+    """Remember a checked write (see ``HierarchicalMemory.add``): reinforce the memory it repeats, or
+    store it as new. ``vector`` is its embedding when the caller has it already (a batch), else it is
+    embedded here."""
     position, to = w.position, w.to
     if w.idempotency_key is not None:
         earlier = await idempotent(parts, position.user_id, w.idempotency_key)

@@ -69,7 +69,8 @@ class Fts5TextIndex:
                 [*params, *selection],
             )
             hits = bm25.Hits.of(rows)
-            # A word capped in either column: its weight still comes from every memory holding it.
+            # A word that may have been capped in a column: its weight still comes from every memory
+            # holding it (counted in full; exact for the others too).
             found = np.bincount(hits.term, minlength=len(terms))
             capped = [n for n in range(len(terms)) if found[n] >= self._cap]
             frequencies: dict[int, int] = {}
