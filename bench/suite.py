@@ -94,7 +94,8 @@ async def measure_stdio(db: str, n: int, users: int, samples: int) -> dict[str, 
         command=sys.executable,
         args=["-m", "memory_mcp", "serve", "--database-url" if _is_url(db) else "--db-path", db,
               "--user-id", "user0", "--log-level", "WARNING"],
-        env={k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ},
+        # PYTHONPATH passes through: a run of another checkout (a worktree) serves that checkout
+        env={k: os.environ[k] for k in ("PATH", "HOME", "PYTHONPATH") if k in os.environ},
     )
     start = time.perf_counter()
     async with Client(params) as client:

@@ -16,7 +16,7 @@ Every fuzzed call is judged the same way:
   ("Error executing tool X", "Internal server error"), not code -32603, no traceback, no exception
   repr, no sqlite internals, and nothing logged at ERROR by the server;
 * a rejected call changes nothing stored: the whole database (memories, users, idempotency keys,
-  change log) and what ``memory_stats``/``list_memories`` report are compared before and after;
+  change log) and what the stats resource and ``list_memories`` report are compared before and after;
 * an accepted call returns what the tool's output schema promises, and a remember/supersede that
   stored a new memory stored exactly the text sent (stripped of surrounding whitespace, as the core
   does); ``test_odd_valid_text_round_trips_exactly`` reads such text back through every read path.
@@ -75,6 +75,7 @@ from support import client_session, kill_leftovers
 from memory_mcp.adapters.words import query_terms, searchable
 from memory_mcp.extraction.template import EXTRACTION_INSTRUCTION
 from memory_mcp.server import ServerSettings, build_server
+from memory_mcp.server.schemas import OUTPUTS
 
 SOAK = os.environ.get("MEMORY_MCP_SOAK") == "1"
 SCALE = 20 if SOAK else 1
@@ -93,20 +94,18 @@ DEFAULT_USER = "alice"
 CATEGORIES = ["preference", "fact", "context", "entity", "decision", "insight"]
 MODES = ["hybrid", "semantic", "text"]
 TOOL_ARGS: dict[str, list[str]] = {
-    "remember": ["content", "category", "importance", "session_id", "agent_id", "turn_id", "entity_refs",
-                 "metadata", "user_id", "idempotency_key"],
+    "remember": ["content", "category", "importance", "context", "valid_from", "session_id", "agent_id", "turn_id",
+                 "entity_refs", "metadata", "user_id", "idempotency_key"],
+    "remember_conversation": ["turns", "session_id", "agent_id", "user_id"],
     "recall": ["query", "top_k", "mode", "categories", "min_similarity", "include_superseded", "as_of",
-               "token_budget", "session_id", "agent_id", "turn_id", "user_id"],
-    "search": ["query", "mode", "top_k", "categories", "min_similarity", "include_superseded", "as_of",
-               "session_id", "agent_id", "user_id"],
+               "token_budget", "session_id", "agent_id", "user_id"],
     "supersede": ["memory_id", "new_content", "category", "importance", "user_id", "idempotency_key"],
     "history": ["memory_id", "user_id"],
     "forget": ["memory_id", "whole_history", "user_id"],
     "list_memories": ["session_id", "agent_id", "include_superseded", "limit", "offset", "user_id"],
-    "memory_stats": ["user_id"],
 }
 REQUIRED = {
-    "remember": {"content"}, "recall": {"query"}, "search": {"query"},
+    "remember": {"content"}, "remember_conversation": {"turns"}, "recall": {"query"},
     "supersede": {"memory_id", "new_content"}, "history": {"memory_id"}, "forget": {"memory_id"},
 }
 PROMPT_ARGS: dict[str, list[str]] = {
@@ -238,6 +237,10 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "categories": st.lists(st.sampled_from(CATEGORIES), max_size=3), "min_similarity": st.floats(-1, 1),
     "include_superseded": st.booleans(), "as_of": ISO_TIMES, "token_budget": st.integers(1, 5000),
     "whole_history": st.booleans(), "limit": st.integers(1, 500), "offset": st.integers(0, 1000),
+    "context": odd_text, "valid_from": ISO_TIMES,
+    "turns": st.lists(st.fixed_dictionaries(
+        {"text": odd_text}, optional={"speaker": st.sampled_from(["Ann", "user", "</memory>"]), "at": ISO_TIMES}),
+        min_size=1, max_size=4),
 }
 EXTRA_KEYS = st.one_of(st.sampled_from(
     ["ctx", "extra", "__class__", "content ", "CONTENT", "_meta", "arguments", "", "user", "id"]), nasty_text)
@@ -379,7 +382,9 @@ def draw_resource_read(data: st.DataObject, ids: list[str]) -> Call:
 
     shape = pick(rnd, (10, "stats"), (25, "memory"), (15, "history"), (40, "user"), (10, "junk"))
     if shape == "stats":
-        uri = rnd.choice(["memory://stats", "memory://stats?x=1", "memory://STATS", "memory://stats/"])
+        user = quote(str(draw(pick(rnd, (70, USERS), (30, any_string(rnd))))))
+        uri = rnd.choice(["memory://stats", "memory://stats?x=1", "memory://STATS", "memory://stats/",
+                          f"memory://users/{user}/stats"])
     elif shape in ("memory", "history"):
         uri = f"memory://memories/{quote(piece())}" + ("/history" if shape == "history" else "")
     elif shape == "user":
@@ -779,7 +784,7 @@ State = tuple[tuple[str, str], DbState]
 def state_problems(before: State, after: State) -> list[str]:
     problems = []
     if after[0] != before[0]:
-        problems.append(f"STATE: memory_stats/list_memories changed:\n    {before[0]}\n    {after[0]}")
+        problems.append(f"STATE: stats/list_memories changed:\n    {before[0]}\n    {after[0]}")
     if after[1].digest != before[1].digest:
         problems.append("STATE: the database changed after a rejected call")
     return problems
@@ -877,9 +882,10 @@ class InProcess:
         return dict(await session._dispatcher.send_raw_request(method, data["params"], opts))
 
     def state(self) -> State:
-        """memory_stats through the Client (so: the session still answers a normal call), every memory
-        list_memories shows (raw: the Client's output validation of 500 items is slow), the database."""
-        stats = self.call_tool("memory_stats", {})
+        """The stats resource through the Client (so: the session still answers a normal request),
+        every memory list_memories shows (raw: the Client's validation of 500 items is slow), the database."""
+        read = self.portal.call(self.client.read_resource, "memory://stats")
+        stats = json.loads(read.contents[0].text)
         listed = self.portal.call(self._raw, "tools/call", {
             "name": "list_memories", "arguments": {"include_superseded": True, "limit": 500}})
         assert not listed.get("isError"), listed
@@ -892,7 +898,7 @@ class InProcess:
 
     def setup(self) -> None:
         tools = self.portal.call(self.client.list_tools).tools
-        self.output_schemas = {t.name: t.output_schema for t in tools}
+        self.output_schemas = {name: model.model_json_schema() for name, model in OUTPUTS.items()}
         schema_args = {t.name: sorted(t.input_schema.get("properties", {})) for t in tools}
         assert schema_args == {k: sorted(v) for k, v in TOOL_ARGS.items()}, "the tools' arguments changed"
         deadline = time.monotonic() + SEMANTIC_TIMEOUT_S
@@ -1110,8 +1116,8 @@ def test_odd_valid_text_round_trips_exactly(server: InProcess) -> None:
         problems += compare("memory://users/{user}/memories", [m["content"] for m in page["memories"]],
                             [expected])
         if text_search_can_find(expected):
-            hits = server.call_tool("search", {"query": first, "mode": "text", "user_id": user})["results"]
-            problems += compare("search(mode=text)", [h["content"] for h in hits], [expected])
+            hits = server.call_tool("recall", {"query": first, "mode": "text", "user_id": user})["results"]
+            problems += compare("recall(mode=text)", [h["content"] for h in hits], [expected])
         hits = server.call_tool(
             "recall", {"query": first, "mode": "semantic", "min_similarity": -1, "user_id": user})["results"]
         problems += compare("recall(mode=semantic)", [h["content"] for h in hits], [expected])
@@ -1293,7 +1299,7 @@ class StdioServer:
         self.call("ping")
 
     def state(self) -> State:
-        stats = self.tool("memory_stats", {})
+        stats = json.loads(self.call("resources/read", {"uri": "memory://stats"})["contents"][0]["text"])
         memories = self.tool("list_memories", {"include_superseded": True, "limit": 500})["memories"]
         rows = sorted(json.dumps(m, sort_keys=True) for m in memories)
         mcp = json.dumps(stats, sort_keys=True), json.dumps(rows)
@@ -1396,7 +1402,7 @@ def test_stdio_raw_garbage_keeps_the_server_answering(stdio: StdioServer) -> Non
         (b'{"jsonrpc":"1.0","id":9003,"method":"ping"}', 9003),
         (b'{"jsonrpc":"2.0","id":9005,"method":"no/such/method"}', 9005),
         (b'[{"jsonrpc":"2.0","id":9008,"method":"ping"}]', 9008),
-        (b'{"jsonrpc":"2.0","id":9009,"method":"tools/call","params":{"name":"memory_stats","name":"forget",'
+        (b'{"jsonrpc":"2.0","id":9009,"method":"tools/call","params":{"name":"list_memories","name":"forget",'
          b'"arguments":{}}}', 9009),
         tool_line(9010, b"remember", b"[]"),
         tool_line(9011, b"remember", b'"x"'),
@@ -1410,7 +1416,7 @@ def test_stdio_raw_garbage_keeps_the_server_answering(stdio: StdioServer) -> Non
         tool_line(9020, b"forget", b'{"memory_id":"\'; DROP TABLE memories; --"}'),
         tool_line(9021, b"supersede", b'{"memory_id":"*","new_content":"x"}'),
         tool_line(9022, b"remember", b'{"content":"x","metadata":' + b"[" * 190 + b"]" * 190 + b"}"),
-        tool_line(9023, b"search", b'{"query":"content: NEAR(a b) \\"x* ^y","mode":"text"}'),
+        tool_line(9023, b"recall", b'{"query":"content: NEAR(a b) \\"x* ^y","mode":"text"}'),
         (b'{"jsonrpc":"2.0","id":9024,"method":"resources/read","params":{"uri":"memory://memories/\xff"}}',
          9024),
         (b'{"jsonrpc":"2.0","id":9025,"method":"resources/read","params":{"uri":"memory://users/%00/memories"}}',

@@ -988,16 +988,12 @@ async def check_mcp(
     # The server's default user stores nothing: it must see nothing of anyone.
     for name, args in [
         ("recall", {"query": "Project Phoenix budget"}),
-        ("search", {"query": "vault codeword", "mode": "text"}),
-        ("search", {"query": "Acme Corp", "mode": "hybrid"}),
+        ("recall", {"query": "vault codeword", "mode": "text"}),
+        ("recall", {"query": "Acme Corp", "mode": "hybrid"}),
         ("list_memories", {"include_superseded": True}),
     ]:
         got = _hits(await call(name, **args), tally)
         owned(tally, db, DEFAULT_USER, got, f"mcp {name} without user_id")
-    stats = (await call("memory_stats")).structured_content
-    tally.queries += 1
-    if stats["total"] != 0 or stats["current"] != 0:
-        tally.leak(f"mcp memory_stats without user_id (default user {DEFAULT_USER!r}): {stats}")
     stats = _resource_json(await client.read_resource("memory://stats"))
     tally.queries += 1
     if stats["total"] != 0:
@@ -1008,11 +1004,11 @@ async def check_mcp(
 
     for user in USERS:
         # Counts.
-        stats = (await call("memory_stats", user_id=user)).structured_content
+        stats = _resource_json(await client.read_resource(f"memory://users/{user}/stats"))
         tally.queries += 1
         want = world.stats(user) | {"users": 1}
         if {k: stats.get(k, {}) for k in want} != want:
-            tally.error(f"mcp memory_stats({user!r}) = {stats}, expected {want}")
+            tally.error(f"memory://users/{user}/stats = {stats}, expected {want}")
         # Listings: exact sets, pages included.
         listings: list[dict[str, Any]] = [
             {}, {"include_superseded": True}, {"session_id": "s1"},
@@ -1038,7 +1034,7 @@ async def check_mcp(
             tally.error(f"mcp list_memories({user!r}) paged by 4 differs from the model")
         # Ranked reads from random positions.
         for query in rng.sample(own_queries(wl, user, rng), 4):
-            pos = rng.choice(READ_POSITIONS)
+            pos = (*rng.choice(READ_POSITIONS)[:2], None)  # recall over MCP takes no turn_id
             ids = dict(zip(("session_id", "agent_id", "turn_id"), pos, strict=True))
             ids = {k: v for k, v in ids.items() if v is not None}
             allowed = set(expect_ids(world, db, user, pos)) | set(
@@ -1050,10 +1046,9 @@ async def check_mcp(
                 if not set(got) <= allowed:
                     tally.error(f"mcp recall/{mode} {query!r} {pos} for {user!r}: "
                                 f"out of scope {set(got) - allowed}")
-                search_ids = {k: v for k, v in ids.items() if k != "turn_id"}
-                got = _hits(await call("search", query=query, user_id=user, mode=mode, top_k=20,
-                                       include_superseded=True, **search_ids), tally)
-                owned(tally, db, user, got, f"mcp search/{mode} {query!r} {pos}")
+                got = _hits(await call("recall", query=query, user_id=user, mode=mode, top_k=20,
+                                       include_superseded=True, **ids), tally)
+                owned(tally, db, user, got, f"mcp recall/{mode} with superseded {query!r} {pos}")
             prompt = await client.get_prompt("memory_context", {
                 "query": query, "user_id": user, "session_id": pos[0] or "", "top_k": "10"})
             tally.mcp_calls += 1

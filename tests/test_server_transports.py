@@ -32,7 +32,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from support import client_session, kill_leftovers
 
-TOOLS = {"remember", "recall", "search", "supersede", "history", "forget", "list_memories", "memory_stats"}
+TOOLS = {"remember", "remember_conversation", "recall", "supersede", "history", "forget", "list_memories"}
 FACT = "Plays the cello in a community orchestra"
 PARAPHRASE = "what musical instrument does the user play"  # no word in common with FACT
 SEMANTIC_TIMEOUT_S = 240.0
@@ -160,7 +160,7 @@ async def exercise(client: Client, label: str) -> str:
     """The whole surface once over this transport; returns the id of the memory stored."""
     assert {t.name for t in (await client.list_tools()).tools} == TOOLS
     assert [str(r.uri) for r in (await client.list_resources()).resources] == ["memory://stats"]
-    assert len((await client.list_resource_templates()).resource_templates) == 3
+    assert len((await client.list_resource_templates()).resource_templates) == 4
     assert {p.name for p in (await client.list_prompts()).prompts} == {"extract_memories", "memory_context"}
 
     memory = _ok(await client.call_tool("remember", {"content": FACT, "category": "fact"}))

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidMemoryError
-from . import embedding
+from . import embedding, validation
 from .duplicates import NEAR, naming_the_same
 from .models import Memory
 from .parts import Parts
@@ -36,10 +35,8 @@ async def add_many(
     of one ``add`` at a time (see this module's docstring)."""
     writes = []
     for number, item in enumerate(items):
-        try:
+        with validation.item(number):
             writes.append(prepare_item(parts, item))
-        except InvalidMemoryError as exc:  # the same error, saying which item
-            raise type(exc)(f"item {number}: {exc}") from None
     batches = [writes[at : at + batch_size] for at in range(0, len(writes), batch_size)]
     embed = not (parts.config.background_embedding and not parts.semantic_ready.is_set())
     if embed:

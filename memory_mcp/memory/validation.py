@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ from ..errors import (
     EmptyContentError,
     InvalidArgumentError,
     InvalidImportanceError,
+    InvalidMemoryError,
     InvalidTimeError,
     MissingUserError,
     UnknownCategoryError,
@@ -36,6 +38,15 @@ MAX_TOP_K = 1000
 MAX_ENTITY_REFS = 100
 MAX_JSON_CHARS = 16_000
 CLOCK_SKEW_S = 300  # a valid_from this far ahead of our clock is a mistake, not skew
+
+
+@contextmanager
+def item(number: int) -> Iterator[None]:
+    """An invalid item of a batch is named by its number, in the same error type."""
+    try:
+        yield
+    except InvalidMemoryError as exc:
+        raise type(exc)(f"item {number}: {exc}") from None
 
 
 def clip(value: Any, limit: int = 80, *, plain: bool = False) -> str:

@@ -168,7 +168,10 @@ def conversation_items(
     context unless it brings its own."""
     window = validation.count(window, "window", 0, 50)
     max_chars = parts.config.max_content_chars
-    texts = [validation.content(turn.get("content"), max_chars) for turn in turns]
+    texts = []
+    for number, turn in enumerate(turns):
+        with validation.item(number):
+            texts.append(validation.content(turn.get("content"), max_chars))
     items = []
     for i, turn in enumerate(turns):
         item = {**shared, **turn}

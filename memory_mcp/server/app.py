@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
@@ -18,30 +19,47 @@ from mcp import MCPError
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from ..errors import MemoryMCPError
 from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
 from ..memory.engine import HierarchicalMemory
-from ..memory.models import MemoryCategory, MemoryStats
+from ..memory.models import MemoryCategory
 from ..memory.validation import clip
 from .auth import TokenFile
-from .schemas import ForgetOut, HistoryOut, Hit, ListOut, MemoryOut, SearchOut
+from .schemas import ForgetOut, HistoryOut, Hit, ListOut, MemoryOut, SearchOut, Turn, conversation_turns
 from .settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Category = Literal[tuple(c.value for c in MemoryCategory)]  # type: ignore[valid-type]
-Mode = Literal["hybrid", "semantic", "text"]
-Id = Annotated[str | None, Field(max_length=256)]
+# What every tool's arguments mean, said once: tools/list is paid for in every conversation, so
+# each description is the few words a model acts on (docs/mcp.md says the rest).
+CategoryName = Literal[tuple(c.value for c in MemoryCategory)]  # type: ignore[valid-type]
+Category = Annotated[CategoryName, Field(description="Kind of memory")]
+Categories = Annotated[list[CategoryName] | None, Field(description="Only these kinds")]
+Mode = Annotated[Literal["hybrid", "semantic", "text"], Field(description="By meaning and words, meaning only, or words only")]
+UserId = Annotated[str | None, Field(description="Whose memory; omit for this server's user")]
+WriteSession = Annotated[str | None, Field(description="Only for facts of this conversation alone; omit for lasting facts")]
+ReadSession = Annotated[str | None, Field(description="Also see this session's memories")]
+AgentId = Annotated[str | None, Field(description="Keeps memories apart per assistant; omit to share")]
+TurnId = Annotated[str | None, Field(description="The message it came from")]
+MemoryId = Annotated[str, Field(description="An id given by remember, recall or list_memories")]
+Key = Annotated[str | None, Field(description="Retrying with the same key stores nothing twice")]
+Importance = Annotated[float, Field(ge=0, le=1, description="0-1; high (0.85+) makes a session memory lasting")]
+TopK = Annotated[int, Field(ge=1, le=100, description="At most this many results")]
+MinSimilarity = Annotated[float, Field(ge=-1, le=1, description="Cosine floor (-1 to 1) for semantic matches")]
+AsOf = Annotated[str | None, Field(description="ISO 8601 time: what was true then")]
+Superseded = Annotated[bool, Field(description="Also past versions of changed facts")]
 
-_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
-_DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+# Only the hints that differ from the protocol's defaults (not read-only, destructive, not
+# idempotent, open world); the destructive and idempotent hints mean nothing for a read-only tool.
+_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+_WRITE = ToolAnnotations(destructive_hint=False, open_world_hint=False)
+_DELETE = ToolAnnotations(idempotent_hint=True, open_world_hint=False)
 
 
 class EngineHolder:
@@ -83,6 +101,17 @@ class EngineHolder:
         if user_id is not None and user_id != owner:
             raise ToolError(f"user_id {user_id!r} is not this token's user: a token acts for its own user only")
         return owner
+
+    async def user_of(self, memory_id: str, user_id: str | None) -> str:
+        """The user a call by memory id acts for. Without authentication and without ``user_id``,
+        the memory's own user: any caller may name any user there anyway, and a model that stored a
+        memory for "bob" and then corrects it by id should not be told that it does not exist."""
+        if user_id is not None or get_access_token() is not None or self.engine is None:
+            return self.user(user_id)
+        try:
+            return (await self.engine.get(memory_id)).user_id
+        except MemoryMCPError:  # unknown or malformed id: the call itself says so
+            return self.user(None)
 
     def owner(self) -> str | None:
         """The token's user when the caller authenticated, else None (any user of the database)."""
@@ -127,6 +156,35 @@ def _hits_text(out: SearchOut, status: str) -> str:
     return text + f"\n(embedding model {why}: full-text matches only)"
 
 
+_SAYS = (("Input should be", "must be"), ("List should have", "must have"), ("Field required", "is required"),
+         ("Extra inputs are not permitted", "is not allowed here"), ("Value error, ", ""))
+
+
+def argument_errors(exc: ValidationError) -> str:
+    """Each rejected argument by its name (``turns[0].text``), what it must be and what it was,
+    without pydantic's model names, error codes and links."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+        message = error["msg"]
+        for theirs, ours in _SAYS:
+            message = message.replace(theirs, ours)
+        message = message.removesuffix(" after validation, not 0")
+        got = "" if error["type"] == "missing" else f" (got {_shown(error['input'])})"
+        lines.append(f"{where or 'arguments'} {message}{got}")
+    return "; ".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A rejected value as an error shows it: a scalar as written, cut short; a container by its
+    kind (its repr may be huge, or nested deeper than repr can go)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    return clip(value)
+
+
 def compact_schema(node: Any) -> Any:
     """A JSON schema without what costs context and tells a model nothing: titles, ``null``
     alternatives of optional fields (absent is the way to say none) and ``default: null``."""
@@ -149,7 +207,8 @@ def compact_schema(node: Any) -> Any:
 
 
 class MemoryServer(MCPServer):
-    """MCPServer whose ``tools/list`` answer is compacted (it is paid for in every conversation)
+    """MCPServer whose ``tools/list`` answer is compacted (it is paid for in every conversation:
+    no titles, no null alternatives, no output schemas)
     and whose prompt and resource errors say what was wrong, briefly, as invalid params."""
 
     holder: EngineHolder  # the process's engine, set by build_server
@@ -176,12 +235,28 @@ class MemoryServer(MCPServer):
         except ResourceNotFoundError as exc:  # its message quotes the whole URI, however long
             raise ResourceNotFoundError(clip(str(exc), 300, plain=True)) from None
 
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        # An argument the tool does not take is named, not ignored: a model that misspelt one
+        # would otherwise never learn that it had no effect.
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None and (unknown := sorted(set(arguments) - set(tool.parameters.get("properties", {})))):
+            takes = ", ".join(tool.parameters.get("properties", {}))
+            raise ToolError(f"{name} has no argument {clip(unknown[0])}; it takes: {takes}")
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:  # the SDK's prefix and pydantic's report become one plain line
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(argument_errors(exc.__cause__)) from exc.__cause__
+            raise ToolError(str(exc).removeprefix(f"Error executing tool {name}: ")) from exc.__cause__
+
     async def list_tools(self) -> list[Any]:
         return [
             tool.model_copy(update={
                 "description": " ".join((tool.description or "").split()),
                 "input_schema": compact_schema(tool.input_schema),
-                "output_schema": compact_schema(tool.output_schema) if tool.output_schema else None,
+                "output_schema": None,  # see schemas.py: the answers' shapes are documented, not listed
             })
             for tool in await super().list_tools()
         ]
@@ -203,7 +278,14 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         instructions=(
             "Long-term memory of the user across conversations. Call recall before answering when past "
             "context could help; call remember when the user reveals a lasting preference, fact, goal "
-            "or decision; call supersede (not remember) when a remembered fact changed."
+            "or decision; call supersede (not remember) when a remembered fact changed, with the id recall "
+            "gave. Ids: leave user_id out unless you serve several people, and then always pass the same "
+            "one for the same person (memories stored under a user are recalled only for that user). "
+            "Leave session_id out for anything worth knowing later: a memory stored with a session_id is "
+            "recalled only when that same session_id is passed again, so use one only for facts of this "
+            "conversation alone, the same id throughout it, never an invented one per call. agent_id keeps "
+            "one assistant's memories apart from another's. Recall scores run from 0 to 1, higher is "
+            "more relevant."
         ),
         lifespan=lifespan,
         **_auth(settings),
@@ -221,126 +303,131 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         content: Annotated[str, Field(description="One self-contained fact, e.g. 'Prefers Go for backend work'")],
         ctx: Context,
         category: Category = "fact",
-        importance: Annotated[float, Field(ge=0, le=1, description="High values bubble up to user scope")] = 0.5,
-        session_id: Id = None,
-        agent_id: Id = None,
-        turn_id: Id = None,
-        entity_refs: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        user_id: Id = None,
-        idempotency_key: Id = None,
+        importance: Importance = 0.5,
+        context: Annotated[str | None, Field(description=(
+            "What situates it, e.g. the message it answers: searched, not stored as the fact"))] = None,
+        valid_from: Annotated[str | None, Field(description="ISO 8601 time it became true; default now")] = None,
+        session_id: WriteSession = None,
+        agent_id: AgentId = None,
+        turn_id: TurnId = None,
+        entity_refs: Annotated[list[str] | None, Field(description="Names of people or things it is about")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Your own JSON, kept as given")] = None,
+        user_id: UserId = None,
+        idempotency_key: Key = None,
     ) -> Annotated[CallToolResult, MemoryOut]:
-        """Store a lasting fact about the user. Without session_id it is known in every future
-        conversation; with it, only in that session. Repeating a known fact reinforces it.
-        Returns the memory and its id."""
+        """Store a lasting fact about the user. A fact already known is reinforced, not stored twice."""
         h = _holder(ctx)
         memory = await _call(engine(ctx).add(
             content, h.user(user_id), session_id, agent_id, turn_id, category, importance, entity_refs,
             metadata, idempotency_key=idempotency_key, provenance={"via": "mcp:remember"},
+            valid_from=valid_from, context=context,
         ))
         out = MemoryOut.of(memory)
+        if memory.reinforcement_count:
+            return _result(out, f"Already known, reinforced ({memory.reinforcement_count}x): {_line(out)}")
         return _result(out, f"Remembered: {_line(out)}")
+
+    @mcp.tool(annotations=_WRITE)
+    async def remember_conversation(
+        turns: Annotated[list[Turn], Field(min_length=1, max_length=1000, description="The messages, in order")],
+        ctx: Context,
+        session_id: WriteSession = None,
+        agent_id: AgentId = None,
+        user_id: UserId = None,
+    ) -> Annotated[CallToolResult, ListOut]:
+        """Store a transcript, a memory per message, each found also by the messages around it.
+        Sending it again, or more of it, stores only new messages."""
+        h = _holder(ctx)
+        user = h.user(user_id)
+        items = conversation_turns(turns, user, session_id, agent_id)
+        try:
+            memories = await engine(ctx).add_conversation(
+                items, user_id=user, session_id=session_id, agent_id=agent_id,
+                provenance={"via": "mcp:remember_conversation"},
+            )
+        except MemoryMCPError as exc:  # "item 2: valid_from=..." is turns[2].at to the caller
+            said = re.sub(r"^item (\d+): (valid_from|content)\b",
+                          lambda m: f"turns[{m[1]}].{'at' if m[2] == 'valid_from' else 'text'}", str(exc))
+            raise ToolError(said) from None
+        out = ListOut(memories=[MemoryOut.of(m) for m in memories])
+        return _result(out, f"Remembered {len(memories)} message{'' if len(memories) == 1 else 's'}.")
 
     @mcp.tool(annotations=_READ)
     async def recall(
-        query: Annotated[str, Field(description="What you need to know, in natural language")],
+        query: Annotated[str, Field(description="What you need to know, in plain words")],
         ctx: Context,
-        top_k: Annotated[int, Field(ge=1, le=100)] = 5,
+        top_k: TopK = 5,
         mode: Mode = "hybrid",
-        categories: list[Category] | None = None,
-        min_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.0,
-        include_superseded: bool = False,
-        as_of: Annotated[str | None, Field(description="ISO 8601 time: what was true then")] = None,
-        token_budget: Annotated[int | None, Field(ge=1)] = None,
-        session_id: Id = None,
-        agent_id: Id = None,
-        turn_id: Id = None,
-        user_id: Id = None,
+        categories: Categories = None,
+        min_similarity: MinSimilarity = 0.0,
+        include_superseded: Superseded = False,
+        as_of: AsOf = None,
+        token_budget: Annotated[int | None, Field(ge=1, description="Fit the results in this many tokens")] = None,
+        session_id: ReadSession = None,
+        agent_id: AgentId = None,
+        user_id: UserId = None,
     ) -> Annotated[CallToolResult, SearchOut]:
-        """Find the memories most relevant to a query (semantic + full-text, fused), best first,
-        as visible from the given session/agent: the user's lasting memories plus that session's."""
+        """The memories that best answer a query, best first (the lasting ones and the session's).
+        Call it before answering whenever the past could matter."""
         h = _holder(ctx)
         mem = engine(ctx)
         results = await _call(mem.recall(
-            query, h.user(user_id), session_id, agent_id, turn_id, top_k, mode=mode, categories=categories,
+            query, h.user(user_id), session_id, agent_id, None, top_k, mode=mode, categories=categories,
             min_similarity=min_similarity, include_superseded=include_superseded, as_of=as_of,
             token_budget=token_budget,
         ))
         out = SearchOut(results=[Hit.of_result(r) for r in results], semantic_ready=mem.semantic_ready)
         return _result(out, _hits_text(out, mem.semantic_status))
 
-    @mcp.tool(annotations=_READ)
-    async def search(
-        query: str,
-        ctx: Context,
-        mode: Mode = "semantic",
-        top_k: Annotated[int, Field(ge=1, le=100)] = 10,
-        categories: list[Category] | None = None,
-        min_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.0,
-        include_superseded: bool = False,
-        as_of: str | None = None,
-        session_id: Id = None,
-        agent_id: Id = None,
-        user_id: Id = None,
-    ) -> Annotated[CallToolResult, SearchOut]:
-        """Search memories by meaning (semantic), exact words (text) or both (hybrid), with filters.
-        Unlike recall, a search does not count as use of the memories found."""
-        h = _holder(ctx)
-        mem = engine(ctx)
-        results = await _call(mem.search(
-            query, h.user(user_id), session_id, agent_id, None, top_k, mode=mode,
-            min_similarity=min_similarity, categories=categories,
-            include_superseded=include_superseded, as_of=as_of,
-        ))
-        out = SearchOut(results=[Hit.of_result(r) for r in results], semantic_ready=mem.semantic_ready)
-        return _result(out, _hits_text(out, mem.semantic_status))
-
     @mcp.tool(annotations=_WRITE)
     async def supersede(
-        memory_id: str,
+        memory_id: MemoryId,
         new_content: Annotated[str, Field(description="The fact as it is now")],
         ctx: Context,
-        category: Category | None = None,
-        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
-        user_id: Id = None,
-        idempotency_key: Id = None,
+        category: Annotated[Category | None, Field(description="Kind of memory; default the old one's")] = None,
+        importance: Annotated[float | None, Field(ge=0, le=1, description="0-1; default the old one's")] = None,
+        user_id: UserId = None,
+        idempotency_key: Key = None,
     ) -> Annotated[CallToolResult, MemoryOut]:
-        """Replace a remembered fact that changed (e.g. a new job). The old version is kept in the
-        history, no longer recalled. Keeps the old scope and category unless given."""
+        """Replace a remembered fact that changed (e.g. a new job). The old version stays in its
+        history and is no longer recalled."""
         h = _holder(ctx)
         memory = await _call(engine(ctx).supersede(
-            memory_id, new_content, user_id=h.user(user_id), category=category, importance=importance,
+            memory_id, new_content, user_id=await h.user_of(memory_id, user_id), category=category, importance=importance,
             idempotency_key=idempotency_key, provenance={"via": "mcp:supersede"},
         ))
         out = MemoryOut.of(memory)
         return _result(out, f"Superseded {memory_id}: {_line(out)}")
 
     @mcp.tool(annotations=_READ)
-    async def history(memory_id: str, ctx: Context, user_id: Id = None) -> Annotated[CallToolResult, HistoryOut]:
+    async def history(memory_id: MemoryId, ctx: Context, user_id: UserId = None) -> Annotated[CallToolResult, HistoryOut]:
         """Every version of a fact, oldest first, with when each was valid."""
         h = _holder(ctx)
-        versions = await _call(engine(ctx).get_history(memory_id, user_id=h.user(user_id)))
+        versions = await _call(engine(ctx).get_history(memory_id, user_id=await h.user_of(memory_id, user_id)))
         out = HistoryOut(versions=[MemoryOut.of(m) for m in versions])
         return _result(out, "\n".join(_line(v) for v in out.versions))
 
     @mcp.tool(annotations=_DELETE)
     async def forget(
-        memory_id: str, ctx: Context, whole_history: bool = False, user_id: Id = None
+        memory_id: MemoryId,
+        ctx: Context,
+        whole_history: Annotated[bool, Field(description="Every version of the fact, not just this one")] = False,
+        user_id: UserId = None,
     ) -> Annotated[CallToolResult, ForgetOut]:
         """Delete a memory for good (with whole_history, every version of the fact)."""
         h = _holder(ctx)
-        n = await _call(engine(ctx).delete(memory_id, user_id=h.user(user_id), whole_chain=whole_history))
+        n = await _call(engine(ctx).delete(memory_id, user_id=await h.user_of(memory_id, user_id), whole_chain=whole_history))
         return _result(ForgetOut(deleted=n), f"Forgot {n} memor{'y' if n == 1 else 'ies'}.")
 
     @mcp.tool(annotations=_READ)
     async def list_memories(
         ctx: Context,
-        session_id: Id = None,
-        agent_id: Id = None,
-        include_superseded: bool = False,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
-        offset: Annotated[int, Field(ge=0)] = 0,
-        user_id: Id = None,
+        session_id: Annotated[str | None, Field(description="Only this session's")] = None,
+        agent_id: AgentId = None,
+        include_superseded: Superseded = False,
+        limit: Annotated[int, Field(ge=1, le=500, description="Page size")] = 50,
+        offset: Annotated[int, Field(ge=0, description="The next_offset of the page before")] = 0,
+        user_id: UserId = None,
     ) -> Annotated[CallToolResult, ListOut]:
         """List the user's memories, newest first (all sessions, or one session's), in pages."""
         h = _holder(ctx)
@@ -354,13 +441,6 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         )
         text = "\n".join(_line(m) for m in out.memories) or "No memories."
         return _result(out, text)
-
-    @mcp.tool(annotations=_READ)
-    async def memory_stats(ctx: Context, user_id: Id = None) -> Annotated[CallToolResult, MemoryStats]:
-        """Counts of the user's memories: total, current, superseded, by category and scope."""
-        h = _holder(ctx)
-        stats = await _call(engine(ctx).stats(h.user(user_id)))
-        return _result(stats, f"{stats.current} current memories ({stats.total} stored, {stats.superseded} superseded)")
 
     # -- resources ------------------------------------------------------------------------------
 
@@ -376,6 +456,12 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         async with holder.use():
             assert holder.engine is not None
             return (await holder.engine.stats(holder.user(None))).model_dump_json()
+
+    @mcp.resource("memory://users/{user_id}/stats", mime_type="application/json")
+    async def user_stats(user_id: str, ctx: Context) -> str:
+        """Counts of a user's memories: total, current, superseded, by category and scope."""
+        user = _holder(ctx).user(user_id)
+        return (await _resource(ctx, lambda m: m.stats(user))).model_dump_json()
 
     @mcp.resource("memory://users/{user_id}/memories{?offset,limit}", mime_type="application/json")
     async def user_memories(user_id: str, ctx: Context, offset: str = "0", limit: str = "100") -> str:

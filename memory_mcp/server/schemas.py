@@ -1,10 +1,18 @@
-"""What the MCP tools return: compact models whose JSON schemas become the tools' output schemas."""
+"""What the MCP tools take and return beyond plain arguments.
+
+The returned models are the tools' structured content. They are not declared as output schemas:
+``tools/list`` is sent with every conversation and the schemas doubled its size; their shapes are
+in docs/mcp.md, and the tests check every answer against these models' schemas (``OUTPUTS``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..memory.models import Memory, MemoryStats, SearchResult
 
@@ -24,6 +32,7 @@ class MemoryOut(BaseModel):
     supersedes: str | None = None
     superseded_by: str | None = None
     origin_scope: str | None = Field(default=None, description="where it was stored before promotion")
+    reinforcement_count: int | None = Field(default=None, description="times it was repeated and reinforced")
 
     @classmethod
     def of(cls, memory: Memory) -> MemoryOut:
@@ -34,6 +43,7 @@ class MemoryOut(BaseModel):
             valid_from=memory.valid_from, valid_until=memory.valid_until, supersedes=memory.supersedes,
             superseded_by=memory.superseded_by,
             origin_scope=memory.origin_level.value if memory.origin_level else None,
+            reinforcement_count=memory.reinforcement_count or None,
         )
 
 
@@ -65,3 +75,34 @@ class ListOut(BaseModel):
 
 
 StatsOut = MemoryStats
+
+
+class Turn(BaseModel):  # one message of a transcript given to remember_conversation (no docstring:
+    # it would be listed in the tool's schema)
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="What was said")
+    speaker: str | None = Field(default=None, description="Who said it, e.g. a name or 'user'")
+    at: str | None = Field(default=None, description="ISO 8601 time it was said")
+
+
+def conversation_turns(turns: list[Turn], user: str, session_id: str | None, agent_id: str | None) -> list[dict[str, Any]]:
+    """The transcript as ``add_conversation`` turns: "speaker: text", said at ``at``, each with an
+    idempotency key drawn from where it stands (its user, session, agent, the message before it)
+    and what it is, so that a transcript sent again, or longer, stores each message once."""
+    items, before = [], ""
+    for turn in turns:
+        content = f"{turn.speaker}: {turn.text}" if turn.speaker else turn.text
+        where = json.dumps([user, session_id, agent_id, before, content, turn.at])
+        item: dict[str, Any] = {"content": content, "idempotency_key": "turn:" + hashlib.sha256(where.encode()).hexdigest()[:32]}
+        if turn.at is not None:
+            item["valid_from"] = turn.at
+        items.append(item)
+        before = content
+    return items
+
+
+# Each tool's structured content, checked by the tests against the model's schema.
+OUTPUTS: dict[str, type[BaseModel]] = {
+    "remember": MemoryOut, "remember_conversation": ListOut, "recall": SearchOut, "search": SearchOut,
+    "supersede": MemoryOut, "history": HistoryOut, "forget": ForgetOut, "list_memories": ListOut,
+}
