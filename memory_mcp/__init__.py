@@ -22,6 +22,7 @@ from .memory import (
     Memory,
     MemoryCache,
     MemoryCategory,
+    MemoryChange,
     MemoryConfig,
     MemoryFilter,
     MemoryStats,
@@ -41,7 +42,7 @@ __all__ = [
     "AlreadySupersededError", "ContentTooLongError", "Embedder", "EmbedderBackend", "EmbedderError",
     "EmbedderMismatchError", "EmptyContentError", "HierarchicalMemory", "InvalidArgumentError",
     "InvalidImportanceError", "InvalidMemoryError", "InvalidTimeError", "Memory", "MemoryCache",
-    "MemoryCategory", "MemoryConfig", "MemoryFilter", "MemoryMCPError", "MemoryNotFoundError", "MemoryStats",
+    "MemoryCategory", "MemoryChange", "MemoryConfig", "MemoryFilter", "MemoryMCPError", "MemoryNotFoundError", "MemoryStats",
     "MemoryStore", "MissingUserError", "ScopeLevel", "SearchResult", "SyncHierarchicalMemory", "TextIndex", "UnknownCategoryError",
     "VectorFilter", "VectorIndex", "MemoryClient", "with_memory",
 ]

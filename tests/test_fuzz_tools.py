@@ -97,7 +97,7 @@ TOOL_ARGS: dict[str, list[str]] = {
     "remember": ["content", "category", "importance", "context", "valid_from", "session_id", "agent_id", "turn_id",
                  "entity_refs", "metadata", "user_id", "idempotency_key"],
     "remember_conversation": ["turns", "session_id", "agent_id", "user_id"],
-    "recall": ["query", "top_k", "mode", "categories", "min_similarity", "include_superseded", "as_of",
+    "recall": ["query", "top_k", "mode", "categories", "min_relevance", "include_superseded", "as_of",
                "token_budget", "session_id", "agent_id", "user_id"],
     "supersede": ["memory_id", "new_content", "category", "importance", "user_id", "idempotency_key"],
     "history": ["memory_id", "user_id"],
@@ -234,7 +234,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "metadata": st.dictionaries(st.sampled_from(["source", "note", "x"]),
                                 st.one_of(st.integers(), st.text(max_size=10), st.booleans()), max_size=3),
     "top_k": st.integers(1, 100), "mode": st.sampled_from(MODES),
-    "categories": st.lists(st.sampled_from(CATEGORIES), max_size=3), "min_similarity": st.floats(-1, 1),
+    "categories": st.lists(st.sampled_from(CATEGORIES), max_size=3), "min_relevance": st.floats(0, 1),
     "include_superseded": st.booleans(), "as_of": ISO_TIMES, "token_budget": st.integers(1, 5000),
     "whole_history": st.booleans(), "limit": st.integers(1, 500), "offset": st.integers(0, 1000),
     "context": odd_text, "valid_from": ISO_TIMES,
@@ -1119,7 +1119,7 @@ def test_odd_valid_text_round_trips_exactly(server: InProcess) -> None:
             hits = server.call_tool("recall", {"query": first, "mode": "text", "user_id": user})["results"]
             problems += compare("recall(mode=text)", [h["content"] for h in hits], [expected])
         hits = server.call_tool(
-            "recall", {"query": first, "mode": "semantic", "min_similarity": -1, "user_id": user})["results"]
+            "recall", {"query": first, "mode": "semantic", "min_relevance": 0, "user_id": user})["results"]
         problems += compare("recall(mode=semantic)", [h["content"] for h in hits], [expected])
         tally.checks += 1
         prompt = server.portal.call(

@@ -746,7 +746,7 @@ async def check_library_reads(
             calls: list[tuple[str, Callable[[], Any]]] = [
                 (f"recall/{mode}", partial(
                     engine.recall, query, user, *pos, top_k=top_k, mode=mode, **f,
-                    **({"min_similarity": 0.2} if mode != "text" and rng.random() < 0.3 else {}),
+                    **({"min_relevance": 0.2} if mode != "text" and rng.random() < 0.3 else {}),
                     **({"token_budget": 40} if rng.random() < 0.2 else {}),
                 )) for mode in ("hybrid", "semantic", "text")
             ] + [

@@ -245,7 +245,7 @@ async def test_reopened_database_keeps_memories_chains_and_search_and_loads_the_
         for name in ("car", "music", "trip"):
             assert await _top_id(engine, FACTS[name][1]) == facts[name].id, name
         assert await _top_id(engine, "occupation and career") == new_job.id
-        everything = await engine.search("occupation and career", user_id="alice", top_k=10)
+        everything = await engine.search("occupation and career", user_id="alice", top_k=10, min_relevance=0)
         assert old_job.id not in [r.memory.id for r in everything]
         assert len(everything) == len(FACTS)
         assert rebuilds(engine) == 0

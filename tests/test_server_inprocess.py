@@ -210,7 +210,8 @@ async def test_resources_templates_and_prompts_are_listed(settings: ServerSettin
     assert set(by_name) == {"extract_memories", "memory_context"}
     assert not by_name["extract_memories"].arguments
     args = {a.name: a.required for a in by_name["memory_context"].arguments or []}
-    assert args == {"query": True, "user_id": False, "session_id": False, "top_k": False}
+    assert args == {"query": True, "user_id": False, "session_id": False, "agent_id": False, "category": False,
+                    "top_k": False}
 
 
 # -- tools with good arguments -----------------------------------------------------------------
@@ -262,39 +263,41 @@ async def test_remember_then_recall_semantically(settings: ServerSettings) -> No
         assert [h["id"] for h in out["results"]][:1] == [memory["id"]], out
         hit = out["results"][0]
         assert hit["similarity"] is not None and hit["similarity"] > 0.2
-        assert hit["score"] > 0
+        assert 0 < hit["score"] <= hit["relevance"] <= 1
         assert "still loading" not in text_of(result)
         assert text_of(result).startswith("1. [preference/user] Prefers Go for backend work")
 
-        # Filters: a category the fact does not have finds nothing; top_k and min_similarity hold.
+        # Filters: a category the fact does not have finds nothing; min_relevance holds.
         out = await call(client, "recall", query="backend language", categories=["decision"])
         assert out["results"] == []
-        out = await call(client, "recall", query="backend language", mode="semantic", min_similarity=0.99)
+        out = await call(client, "recall", query="backend language", mode="semantic", min_relevance=0.99)
         assert out["results"] == []
-        result = await client.call_tool(
-            "recall", {"query": "zebra migration patterns in Kenya", "min_similarity": 0.9}
-        )
+        # Nothing related is stored: the server's default floor leaves the nearest vector out.
+        result = await client.call_tool("recall", {"query": "zebra migration patterns in Kenya"})
         assert ok(result)["results"] == [] and text_of(result) == "No matching memories."
+        weak = await call(client, "recall", query="zebra migration patterns in Kenya", min_relevance=0)
+        assert [h["id"] for h in weak["results"]] == [memory["id"]]
+        assert weak["results"][0]["relevance"] < settings.min_relevance
 
 
-async def test_recall_min_similarity_holds_in_hybrid_mode_for_text_matches_too(
+async def test_recall_min_relevance_holds_in_hybrid_mode_for_text_matches_too(
     settings: ServerSettings,
 ) -> None:
-    """Once the model is loaded, a hybrid recall with min_similarity keeps a full-text hit only if it
-    also passes semantically (the core says so): here the one memory shares the word 'backend' with
-    the query but is far below 0.99 similar, so nothing may come back."""
+    """Once the model is loaded, a hybrid recall keeps a full-text hit only if its fused relevance
+    passes the floor: here the one memory shares the word 'backend' with the query but its
+    relevance is far below 0.99, so nothing may come back."""
     async with connect(settings) as client:
         fact = await call(client, "remember", content="Prefers Go for backend work")
         await wait_semantic(client)
-        plain = await call(client, "recall", query="backend language", mode="semantic")
-        similarity = plain["results"][0]["similarity"]
-        assert plain["results"][0]["id"] == fact["id"] and similarity < 0.99
-        out = await call(client, "recall", query="backend language", mode="hybrid", min_similarity=0.99)
+        plain = await call(client, "recall", query="backend language", mode="hybrid")
+        relevance = plain["results"][0]["relevance"]
+        assert plain["results"][0]["id"] == fact["id"] and relevance < 0.99
+        out = await call(client, "recall", query="backend language", mode="hybrid", min_relevance=0.99)
         assert out["semantic_ready"] is True
         assert out["results"] == [], (
-            "hybrid recall with min_similarity=0.99 returned "
-            f"{[(h['content'], h.get('similarity')) for h in out['results']]}"
-            f" (semantic similarity of that memory: {similarity:.3f})"
+            "hybrid recall with min_relevance=0.99 returned "
+            f"{[(h['content'], h.get('relevance')) for h in out['results']]}"
+            f" (relevance of that memory: {relevance:.3f})"
         )
 
 
@@ -504,12 +507,8 @@ async def test_recall_rejects_bad_arguments(settings: ServerSettings) -> None:
                 (tool, {"query": "Oslo", "mode": "fuzzy"}, ("mode", "fuzzy", "hybrid")),
                 (tool, {"query": "Oslo", "categories": ["bogus"]}, ("categories", "bogus", "preference")),
                 (tool, {"query": "Oslo", "categories": "fact"}, ("categories", "list")),
-                (tool, {"query": "Oslo", "min_similarity": 2}, ("min_similarity", "less than or equal to 1")),
-                (
-                    tool,
-                    {"query": "Oslo", "min_similarity": -1.5},
-                    ("min_similarity", "greater than or equal to -1"),
-                ),
+                (tool, {"query": "Oslo", "min_relevance": 2}, ("min_relevance", "less than or equal to 1")),
+                (tool, {"query": "Oslo", "min_relevance": -0.5}, ("min_relevance", "greater than or equal to 0")),
                 (tool, {"query": "Oslo", "as_of": "yesterday-ish"}, ("as_of", "yesterday-ish", "ISO 8601")),
                 (tool, {"query": "Oslo", "include_superseded": "perhaps"}, ("include_superseded", "boolean")),
                 (tool, {"query": "Oslo", "session_id": "s" * 300}, ("session_id", "256")),

@@ -30,6 +30,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from mcp_types import PromptReference
 from support import client_session, kill_leftovers
 
 TOOLS = {"remember", "remember_conversation", "recall", "supersede", "history", "forget", "list_memories"}
@@ -158,7 +159,10 @@ async def recall_semantically(client: Client, memory_id: str) -> float:
 
 async def exercise(client: Client, label: str) -> str:
     """The whole surface once over this transport; returns the id of the memory stored."""
-    assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+    listed = await client.list_tools()
+    assert {t.name for t in listed.tools} == TOOLS
+    size = len(listed.model_dump_json(by_alias=True, exclude_none=True).encode())
+    assert size <= 7_000, f"[{label}] tools/list is {size} bytes as this client received it"
     assert [str(r.uri) for r in (await client.list_resources()).resources] == ["memory://stats"]
     assert len((await client.list_resource_templates()).resource_templates) == 4
     assert {p.name for p in (await client.list_prompts()).prompts} == {"extract_memories", "memory_context"}
@@ -179,6 +183,25 @@ async def exercise(client: Client, label: str) -> str:
     prompt = await client.get_prompt("memory_context", {"query": PARAPHRASE})
     text = prompt.messages[0].content.text
     assert "<memories>" in text and memory["id"] in text and FACT in text
+
+    # Scores on 0..1, and nothing for a question about nothing stored.
+    hit = _ok(await client.call_tool("recall", {"query": PARAPHRASE}))["results"][0]
+    assert 0 < hit["score"] <= hit["relevance"] <= 1
+    nothing = await client.call_tool("recall", {"query": "How does TCP congestion control work?"})
+    assert _ok(nothing)["results"] == [] and nothing.content[0].text == "No matching memories."
+    # The same fact again is reinforced, and said to be; a transcript is stored turn by turn.
+    again = await client.call_tool("remember", {"content": FACT, "context": "asked about hobbies"})
+    assert _ok(again)["id"] == memory["id"] and again.content[0].text.startswith("Already known, reinforced")
+    turns = [{"text": "Where do you rehearse?", "speaker": "assistant", "at": "2026-03-01T18:00:00Z"},
+             {"text": "In the church hall on Fridays", "speaker": "user", "at": "2026-03-01T18:01:00Z"}]
+    stored = _ok(await client.call_tool("remember_conversation", {"turns": turns, "session_id": "s1"}))
+    assert [m["content"] for m in stored["memories"]] == [f"{t['speaker']}: {t['text']}" for t in turns]
+    sessions = await client.complete(
+        PromptReference(type="ref/prompt", name="memory_context"), {"name": "session_id", "value": ""}
+    )
+    assert list(sessions.completion.values) == ["s1"]
+    for m in stored["memories"]:
+        _ok(await client.call_tool("forget", {"memory_id": m["id"]}))
     return str(memory["id"])
 
 

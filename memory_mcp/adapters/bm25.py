@@ -7,6 +7,12 @@ counts ``context_weight`` of one. An index may return only the newest of a word'
 so that a common word cannot make one query score the whole table) as long as the word's document
 frequency still counts them all. Scoring is vectorised: a query whose words are in thousands of
 memories is scored in well under a millisecond.
+
+Scores are on the query's own scale: BM25 divided by the sum of the query words' IDF, what a
+memory of average length holding every word of the query once would score. 1 (or a little more,
+for a shorter memory) means it holds the whole query, 0.5 about half of it, rare words counting
+more. A query word no memory holds counts in that sum too: a query half made of unknown words
+matches at most about half.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ class Hits:
 def rank(
     hits: Hits, n_terms: int, n_docs: int, avgdl: float, count: int, frequencies: dict[int, int] | None = None
 ) -> list[tuple[int, float]]:
-    """The best ``count`` (key, score) among the selected memories, best first (ties: newest).
+    """The best ``count`` (key, score) among the selected memories, best first (ties: newest),
+    scored relative to the whole query (see the module's docstring).
 
     A word's document frequency is the number of memories found for it unless ``frequencies``
     (term -> count) gives it, as it must for a word whose postings were capped."""
@@ -68,6 +75,6 @@ def rank(
     keys, at = np.unique(key, return_inverse=True)
     scores = np.bincount(at, weights=contribution, minlength=len(keys))
     positive = scores > 0
-    keys, scores = keys[positive], scores[positive]
+    keys, scores = keys[positive], scores[positive] / idf.sum()
     best = np.lexsort((-keys, -scores))[:count]
     return [(int(keys[i]), float(scores[i])) for i in best]

@@ -1,5 +1,6 @@
 """The memory engine: the rules of hierarchical, temporal memory with hybrid search, and its ports."""
 
+from .changes import MemoryChange
 from .config import EmbedderBackend, MemoryConfig
 from .engine import HierarchicalMemory
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
@@ -9,6 +10,6 @@ from .sync import SyncHierarchicalMemory
 
 __all__ = [
     "EmbedderBackend", "Embedder", "HierarchicalMemory", "Memory", "MemoryCache", "MemoryCategory",
-    "MemoryConfig", "MemoryFilter", "MemoryStats", "MemoryStore", "Position", "ScopeLevel", "SearchResult", "SyncHierarchicalMemory",
+    "MemoryChange", "MemoryConfig", "MemoryFilter", "MemoryStats", "MemoryStore", "Position", "ScopeLevel", "SearchResult", "SyncHierarchicalMemory",
     "TextIndex", "VectorFilter", "VectorIndex",
 ]

@@ -120,12 +120,22 @@ class MemoryConfig(BaseSettings):
             "text_weight times BM25 relative to the query's best BM25; 'rrf' is reciprocal rank fusion."
         ),
     )
-    text_weight: float = Field(default=0.7, ge=0, description="Weight of full text in score fusion.")
+    text_weight: float = Field(
+        default=1.0, ge=0,
+        description="Weight of the query's words against its meaning (cosine, weight 1) in score fusion.",
+    )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant (fusion='rrf').")
     context_weight: float = Field(
         default=0.5, ge=0, le=1,
         description="How much a query word found only in a memory's context counts, against 1 for a word of the "
         "memory itself.",
+    )
+    min_relevance: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Semantic and hybrid recall leave out memories whose meaning and words both match the query "
+        "less than this (0..1, see memory_mcp.memory.scoring). 0 (the library's default) keeps the nearest "
+        "memories however weak; the MCP server uses 0.2, so that a question about nothing stored finds nothing. "
+        "Full text alone has no default floor; a call's min_relevance applies in every mode.",
     )
     importance_weight: float = Field(default=0.3, ge=0)
     recency_weight: float = Field(default=0.1, ge=0)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
 
 from ..errors import InvalidArgumentError
-from . import batch, embedding, maintenance, reading, recall, transfer, validation, versions, writing
+from . import batch, changes, embedding, maintenance, reading, recall, transfer, validation, versions, writing
+from .changes import MemoryChange
 from .config import MemoryConfig
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
 from .parts import Parts
@@ -286,6 +287,33 @@ class HierarchicalMemory:
             include_superseded=include_superseded, limit=limit, offset=offset,
         ))
 
+    # -- what changed, and the ids in use ------------------------------------------------------
+
+    async def last_change(self) -> int:
+        """The position of the newest entry of the change feed (0 while nothing was ever written)."""
+        return await changes.last(self._parts)
+
+    async def changes_since(self, seq: int, *, limit: int = 1000) -> list[MemoryChange]:
+        """The writes after position ``seq`` of the change feed, by any process, oldest first."""
+        return await changes.since(self._parts, validation.count(seq, "seq", 0, 2**63 - 1), limit)
+
+    def watch(self, after: int | None = None, *, interval_s: float = 0.2) -> AsyncIterator[list[MemoryChange]]:
+        """Every later batch of writes, by any process on this database, as it appears (polled every
+        ``interval_s`` seconds); from now, or after position ``after`` of the change feed."""
+        return changes.watch(self._parts, after, interval_s, 1000)
+
+    async def user_ids(self, prefix: str = "", *, limit: int = 100) -> list[str]:
+        """The users of this database whose ids start with ``prefix``, in order (at most 100)."""
+        return await changes.user_ids(self._parts, prefix, limit)
+
+    async def session_ids(self, user_id: str, prefix: str = "", *, limit: int = 100) -> list[str]:
+        """The session ids of a user's memories starting with ``prefix``, in order (at most 100)."""
+        return await changes.scope_ids(self._parts, user_id, "session_id", prefix, limit)
+
+    async def agent_ids(self, user_id: str, prefix: str = "", *, limit: int = 100) -> list[str]:
+        """The agent ids of a user's memories starting with ``prefix``, in order (at most 100)."""
+        return await changes.scope_ids(self._parts, user_id, "agent_id", prefix, limit)
+
     async def search(
         self,
         query: str,
@@ -298,6 +326,7 @@ class HierarchicalMemory:
         categories: Sequence[MemoryCategory | str] | None = None,
         *,
         mode: SearchMode | str = "semantic",
+        min_relevance: float | None = None,
         scope_levels: Sequence[ScopeLevel | str] | None = None,
         min_importance: float | None = None,
         include_superseded: bool = False,
@@ -310,7 +339,7 @@ class HierarchicalMemory:
         use of the memories it finds (no promotion by recall)."""
         return await self._find(
             query, user_id, session_id, agent_id, turn_id, top_k, mode=mode, min_similarity=min_similarity,
-            categories=categories, scope_levels=scope_levels, min_importance=min_importance,
+            min_relevance=min_relevance, categories=categories, scope_levels=scope_levels, min_importance=min_importance,
             include_superseded=include_superseded, as_of=as_of, entity_refs=entity_refs,
             token_budget=token_budget, record=False,
         )
@@ -350,6 +379,7 @@ class HierarchicalMemory:
         *,
         mode: SearchMode | str = "hybrid",
         min_similarity: float = 0.0,
+        min_relevance: float | None = None,
         categories: Sequence[MemoryCategory | str] | None = None,
         scope_levels: Sequence[ScopeLevel | str] | None = None,
         min_importance: float | None = None,
@@ -370,7 +400,7 @@ class HierarchicalMemory:
         """
         return await self._find(
             query, user_id, session_id, agent_id, turn_id, top_k, mode=mode, min_similarity=min_similarity,
-            categories=categories, scope_levels=scope_levels, min_importance=min_importance,
+            min_relevance=min_relevance, categories=categories, scope_levels=scope_levels, min_importance=min_importance,
             include_superseded=include_superseded, as_of=as_of, entity_refs=entity_refs,
             token_budget=token_budget, record=True,
         )
@@ -378,6 +408,7 @@ class HierarchicalMemory:
     async def _find(
         self, query: str, user_id: str | None, session_id: str | None, agent_id: str | None,
         turn_id: str | None, top_k: int, *, mode: SearchMode | str, min_similarity: float,
+        min_relevance: float | None,
         categories: Sequence[MemoryCategory | str] | None, scope_levels: Sequence[ScopeLevel | str] | None,
         min_importance: float | None, include_superseded: bool, as_of: datetime | float | str | None,
         entity_refs: Sequence[str] | None, token_budget: int | None, record: bool,
@@ -391,6 +422,8 @@ class HierarchicalMemory:
             )
         top_k = validation.count(top_k, "top_k", 1, validation.MAX_TOP_K)
         min_similarity = validation.similarity(min_similarity)
+        if min_relevance is not None:
+            min_relevance = validation.fraction(min_relevance, "min_relevance")
         if token_budget is not None:
             token_budget = validation.count(token_budget, "token_budget", 1, 10**7)
         flt = validation.memory_filter(MemoryFilter(
@@ -413,7 +446,7 @@ class HierarchicalMemory:
         try:
             user_key, results = await recall.find(
                 parts, query, position, flt, now, vector, mode=mode, top_k=top_k,
-                min_similarity=min_similarity, token_budget=token_budget,
+                min_similarity=min_similarity, min_relevance=min_relevance, token_budget=token_budget,
             )
         finally:
             if vector is not None and not vector.done():

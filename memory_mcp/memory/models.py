@@ -103,15 +103,19 @@ class Memory(BaseModel):
 class SearchResult(BaseModel):
     """A memory found by a search, with the evidence for its rank.
 
-    ``score`` orders the results (higher is better). ``similarity`` is the cosine similarity to the
-    query (in hybrid recall also of what only full text found, when it has a vector), ``text_score``
-    the BM25 score when full text found it.
+    Every score lies on 0..1 (see :mod:`memory_mcp.memory.scoring`). ``score`` orders the results:
+    in hybrid recall meaning and words fused, weighed by importance and recency; in the other modes
+    the one match. ``relevance`` is the stronger of the two matches, the one a relevance floor
+    applies to. ``similarity`` is the cosine similarity to the query (−1..1; in hybrid recall also
+    of what only full text found, when it has a vector), ``text_score`` how much of the query's
+    words the memory holds (1: all of them) when full text found it.
     """
 
     model_config = ConfigDict(frozen=True)
 
     memory: Memory
     score: float
+    relevance: float
     similarity: float | None = None
     text_score: float | None = None
 

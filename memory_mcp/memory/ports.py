@@ -113,6 +113,7 @@ class Change(NamedTuple):
     memory_key: int
     memory_id: str
     op: Literal["add", "update", "delete"]
+    user_id: str
 
 
 class BrokenLink(NamedTuple):
@@ -316,7 +317,17 @@ class StoreReader(Protocol):
 
     async def last_change(self, user_key: int | None = None) -> int: ...
 
-    async def changes_since(self, seq: int, user_key: int | None = None) -> list[Change]: ...
+    async def changes_since(self, seq: int, user_key: int | None = None, limit: int | None = None) -> list[Change]:
+        """The change feed after ``seq`` in order (the first ``limit`` entries)."""
+        ...
+
+    async def user_ids(self, prefix: str, limit: int) -> list[str]:
+        """The first ``limit`` user ids starting with ``prefix``, in order."""
+        ...
+
+    async def scope_ids(self, user_key: int, column: Literal["session_id", "agent_id"], prefix: str, limit: int) -> list[str]:
+        """The first ``limit`` distinct session (or agent) ids of a user's memories starting with ``prefix``."""
+        ...
 
     async def vector_file(self, user_key: int) -> VectorFile | None: ...
 

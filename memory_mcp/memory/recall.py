@@ -33,6 +33,7 @@ async def find(
     mode: str,
     top_k: int,
     min_similarity: float,
+    min_relevance: float | None,
     token_budget: int | None,
 ) -> tuple[int | None, list[SearchResult]]:
     """The user's key (None if the user has stored nothing) and the ranked results. ``flt`` has
@@ -55,7 +56,7 @@ async def find(
             semantic = [(k, s) for k, s in semantic if s >= min_similarity]
 
     similarity = dict(semantic)
-    bm25 = dict(text)
+    words = dict(text)
     keys = list(dict.fromkeys([k for k, _ in semantic] + [k for k, _ in text]))
     if mode == "hybrid" and vector is not None:
         # What only full text found is scored semantically too, from its stored vector.
@@ -64,8 +65,11 @@ async def find(
             keys = [k for k in keys if similarity.get(k, -1.0) >= min_similarity]
     async with parts.store.reading() as db:
         rows = await db.by_keys(keys)
-    ranked = rank(parts, keys, rows, similarity, bm25, [k for k, _ in semantic], [k for k, _ in text], mode, now)
-    return user_key, within_budget(ranked, rows, similarity, bm25, top_k, token_budget)
+    ranked = rank(
+        parts, keys, rows, similarity, words, [k for k, _ in semantic], [k for k, _ in text], mode, now, min_relevance,
+        vector is not None,
+    )
+    return user_key, within_budget(ranked, rows, similarity, words, top_k, token_budget)
 
 
 def rank(
@@ -73,41 +77,51 @@ def rank(
     keys: list[int],
     rows: dict[int, Memory],
     similarity: dict[int, float],
-    bm25: dict[int, float],
+    words: dict[int, float],
     semantic_order: list[int],
     text_order: list[int],
     mode: str,
     now: float,
-) -> list[tuple[int, float]]:
-    """(key, score) best first: by cosine, by BM25, or fused and weighed (hybrid)."""
-    if mode == "semantic":
-        return [(k, similarity[k]) for k in keys if k in rows]
-    if mode == "text":
-        return [(k, bm25[k]) for k in keys if k in rows]
+    min_relevance: float | None,
+    embedded: bool,
+) -> list[tuple[int, float, float]]:
+    """(key, score, relevance) best first, none less relevant than ``min_relevance`` (by default
+    ``MemoryConfig.min_relevance`` where the query was embedded, else none). A memory's relevance
+    is the stronger of its two matches, meaning (cosine) and words (see :mod:`.scoring`); its score
+    is that match alone in the semantic and text modes, and in hybrid mode both fused, then
+    weighed. Without the query's vector (``embedded`` False: the model is not ready) hybrid recall
+    has only the words."""
+    keys = [k for k in keys if k in rows]
     config = parts.config
+    meaning = {k: max(similarity.get(k, 0.0), 0.0) for k in keys} if embedded else {}
+    said = {k: min(words.get(k, 0.0), 1.0) for k in keys} if mode != "semantic" else {}
+    relevance = {k: max(meaning.get(k, 0.0), said.get(k, 0.0)) for k in keys}
+    if min_relevance is None:  # nearest neighbours always exist, related or not; a word match is one
+        min_relevance = config.min_relevance if embedded else 0.0
+    keys = [k for k in keys if relevance[k] >= min_relevance]
+    if mode != "hybrid" or not embedded:  # one side alone, in its own order (BM25's, past the cap at 1)
+        return [(k, relevance[k], relevance[k]) for k in keys]
     if config.fusion == "rrf":
         fused = reciprocal_rank_fusion([semantic_order, text_order], config.rrf_k)
     else:
-        fused = score_fusion(similarity, bm25, config.text_weight)
+        fused = score_fusion(similarity, words, config.text_weight)
     ranked = []
     for k in keys:
-        if k not in rows:
-            continue
         m = rows[k]
         ranked.append((k, weigh(
             fused[k], importance=m.importance, age_days=(now - m.valid_from.timestamp()) / 86400,
             importance_weight=config.importance_weight, recency_weight=config.recency_weight,
             half_life_days=config.recency_half_life_days,
-        )))
-    ranked.sort(key=lambda kv: -kv[1])
+        ), relevance[k]))
+    ranked.sort(key=lambda ranking: -ranking[1])
     return ranked
 
 
 def within_budget(
-    ranked: list[tuple[int, float]],
+    ranked: list[tuple[int, float, float]],
     rows: dict[int, Memory],
     similarity: dict[int, float],
-    bm25: dict[int, float],
+    words: dict[int, float],
     top_k: int,
     token_budget: int | None,
 ) -> list[SearchResult]:
@@ -115,14 +129,17 @@ def within_budget(
     long to fit is skipped, and shorter ones after it may still fit."""
     results: list[SearchResult] = []
     budget = token_budget
-    for key, score in ranked:
+    for key, score, relevance in ranked:
         memory = rows[key]
         if budget is not None:
             cost = estimate_tokens(memory.content)
             if cost > budget:
                 continue
             budget -= cost
-        results.append(SearchResult(memory=memory, score=score, similarity=similarity.get(key), text_score=bm25.get(key)))
+        results.append(SearchResult(
+            memory=memory, score=score, relevance=relevance, similarity=similarity.get(key),
+            text_score=None if key not in words else min(words[key], 1.0),
+        ))
         if len(results) == top_k:
             break
     return results

@@ -146,10 +146,14 @@ def _one_of(kind: type[E], value: Any, name: str, error: type[InvalidArgumentErr
         raise error(f"unknown {name} {clip(value)}; use one of: {names}") from None
 
 
-def importance(value: Any, name: str = "importance") -> float:
+def fraction(value: Any, name: str, error: type[InvalidMemoryError] = InvalidArgumentError) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-        raise InvalidImportanceError(f"{name} must be a number from 0 to 1, got {clip(value)}")
+        raise error(f"{name} must be a number from 0 to 1, got {clip(value)}")
     return float(value)
+
+
+def importance(value: Any, name: str = "importance") -> float:
+    return fraction(value, name, InvalidImportanceError)
 
 
 def similarity(value: Any, name: str = "min_similarity") -> float:

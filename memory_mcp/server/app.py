@@ -20,7 +20,17 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
-from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    Completion,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    TextContent,
+    ToolAnnotations,
+    UnsubscribeRequestParams,
+)
 from pydantic import Field, ValidationError
 
 from ..errors import MemoryMCPError
@@ -29,6 +39,8 @@ from ..memory.engine import HierarchicalMemory
 from ..memory.models import MemoryCategory
 from ..memory.validation import clip
 from .auth import TokenFile
+from .completions import complete
+from .live import LiveUpdates
 from .schemas import ForgetOut, HistoryOut, Hit, ListOut, MemoryOut, SearchOut, Turn, conversation_turns
 from .settings import ServerSettings
 
@@ -51,7 +63,9 @@ MemoryId = Annotated[str, Field(description="An id given by remember, recall or 
 Key = Annotated[str | None, Field(description="Retrying with the same key stores nothing twice")]
 Importance = Annotated[float, Field(ge=0, le=1, description="0-1; high (0.85+) makes a session memory lasting")]
 TopK = Annotated[int, Field(ge=1, le=100, description="At most this many results")]
-MinSimilarity = Annotated[float, Field(ge=-1, le=1, description="Cosine floor (-1 to 1) for semantic matches")]
+MinRelevance = Annotated[float | None, Field(
+    ge=0, le=1, description="Leave out matches less relevant than this, 0 to 1 (default: the server's floor)"
+)]
 AsOf = Annotated[str | None, Field(description="ISO 8601 time: what was true then")]
 Superseded = Annotated[bool, Field(description="Also past versions of changed facts")]
 
@@ -71,6 +85,9 @@ class EngineHolder:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.engine: HierarchicalMemory | None = None
+        # Runs for as long as the engine is open (the live updates' follower of the change feed).
+        self.follower: Callable[[HierarchicalMemory], Awaitable[None]] | None = None
+        self._following: asyncio.Task[None] | None = None
         self._users = 0
         self._lock = asyncio.Lock()  # two connections arriving together must not open two engines
 
@@ -81,6 +98,8 @@ class EngineHolder:
                 config = self.settings.model_copy(update={"background_embedding": True})
                 self.engine = await HierarchicalMemory.create(config)
                 log.info("memory database: %s", self.engine.store.location)
+                if self.follower is not None:
+                    self._following = asyncio.create_task(self.follower(self.engine))
             self._users += 1
         try:
             yield self
@@ -89,6 +108,10 @@ class EngineHolder:
                 self._users -= 1
                 if self._users == 0 and self.engine is not None:
                     engine, self.engine = self.engine, None
+                    if self._following is not None:
+                        self._following.cancel()
+                        await asyncio.gather(self._following, return_exceptions=True)
+                        self._following = None
                     await engine.close()
 
     def user(self, user_id: str | None) -> str:
@@ -266,6 +289,9 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
     """The MCP server over a memory database (``settings`` default to the environment)."""
     settings = settings or ServerSettings()
     holder = EngineHolder(settings)
+    bus = InMemorySubscriptionBus()
+    live = LiveUpdates(holder, bus)
+    holder.follower = live.follow
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[EngineHolder]:
@@ -284,13 +310,22 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             "Leave session_id out for anything worth knowing later: a memory stored with a session_id is "
             "recalled only when that same session_id is passed again, so use one only for facts of this "
             "conversation alone, the same id throughout it, never an invented one per call. agent_id keeps "
-            "one assistant's memories apart from another's. Recall scores run from 0 to 1, higher is "
-            "more relevant."
+            "one assistant's memories apart from another's. A recall score runs from 0 to 1: how well the "
+            "memory matches the query in meaning and in words (1: the same meaning and every word), a little "
+            "lower for an unimportant or old memory; matches too weak to be related are left out, so an "
+            "empty answer means nothing relevant is stored."
         ),
         lifespan=lifespan,
+        subscriptions=bus,
         **_auth(settings),
     )
     mcp.holder = holder
+    # Subscriptions whose URIs are checked, in both protocol eras (see live.py). MCPServer has no
+    # public way to register these handlers; its own completion() decorator does the same.
+    lowlevel = mcp._lowlevel_server
+    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, live.listen_handler)
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, live.subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe)
 
     def engine(ctx: Context) -> HierarchicalMemory:
         held = _holder(ctx).engine
@@ -359,7 +394,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         top_k: TopK = 5,
         mode: Mode = "hybrid",
         categories: Categories = None,
-        min_similarity: MinSimilarity = 0.0,
+        min_relevance: MinRelevance = None,
         include_superseded: Superseded = False,
         as_of: AsOf = None,
         token_budget: Annotated[int | None, Field(ge=1, description="Fit the results in this many tokens")] = None,
@@ -373,7 +408,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         mem = engine(ctx)
         results = await _call(mem.recall(
             query, h.user(user_id), session_id, agent_id, None, top_k, mode=mode, categories=categories,
-            min_similarity=min_similarity, include_superseded=include_superseded, as_of=as_of,
+            min_relevance=min_relevance, include_superseded=include_superseded, as_of=as_of,
             token_budget=token_budget,
         ))
         out = SearchOut(results=[Hit.of_result(r) for r in results], semantic_ready=mem.semantic_ready)
@@ -497,15 +532,30 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         return EXTRACTION_INSTRUCTION
 
     @mcp.prompt(description="The user's memories relevant to a query, fenced as data, to prepend to a chat.")
-    async def memory_context(query: str, ctx: Context, user_id: str = "", session_id: str = "", top_k: str = "5") -> str:
+    async def memory_context(
+        query: Annotated[str, Field(description="What the conversation is about, in plain words")],
+        ctx: Context,
+        user_id: Annotated[str | None, Field(description="Whose memories; omit for this server's user")] = None,
+        session_id: Annotated[str | None, Field(description="Also this session's memories")] = None,
+        agent_id: Annotated[str | None, Field(description="Also this assistant's memories")] = None,
+        category: Annotated[str | None, Field(description="Only memories of this kind")] = None,
+        top_k: Annotated[str, Field(description="How many memories at most (default 5)")] = "5",
+    ) -> str:
         # A prompt's own exceptions reach the client only as MCPError; anything else is hidden.
+        # Every prompt argument is a string on the wire: top_k is read here, to say what was wrong.
         try:
             results = await engine(ctx).recall(
-                query, _holder(ctx).user(user_id or None), session_id or None, top_k=_int(top_k, "top_k")
+                query, _holder(ctx).user(user_id), session_id, agent_id, top_k=_int(top_k, "top_k"),
+                categories=None if category is None else [category],
             )
         except (MemoryMCPError, ToolError) as exc:
             raise MCPError(INVALID_PARAMS, str(exc)) from None
         return render_memory_context(r.memory for r in results) or "No relevant memories."
+
+    @mcp.completion()
+    async def complete_argument(ref: Any, argument: Any, context: Any) -> Completion:
+        given = dict(context.arguments or {}) if context is not None else {}
+        return await complete(holder, argument.name, argument.value, given)
 
     return mcp
 

@@ -49,11 +49,15 @@ class MemoryOut(BaseModel):
 
 class Hit(MemoryOut):
     score: float
+    relevance: float
     similarity: float | None = None
 
     @classmethod
     def of_result(cls, result: SearchResult) -> Hit:
-        return cls(**MemoryOut.of(result.memory).model_dump(), score=result.score, similarity=result.similarity)
+        return cls(
+            **MemoryOut.of(result.memory).model_dump(), score=result.score, relevance=result.relevance,
+            similarity=result.similarity,
+        )
 
 
 class SearchOut(BaseModel):

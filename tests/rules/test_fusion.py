@@ -1,7 +1,7 @@
 """The ordering properties of hybrid ranking, as pure functions (memory_mcp.memory.scoring): with the
-weights at 0 the fused score alone (cosine plus relative BM25 by default, plain RRF with
-fusion="rrf"); importance, then recency, break ties. No model is loaded here; ``test_scoring.py``
-checks the same rules through recall.
+weights at 0 the relevance alone (the weighted mean of cosine and the query's share of words by
+default, RRF relative to its best with fusion="rrf"); importance, then recency, break ties; every
+value on 0..1. No model is loaded here; ``test_scoring.py`` checks the same rules through recall.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ def _order(scores: dict[int, float]) -> list[int]:
 # -- reciprocal rank fusion -------------------------------------------------------------------------
 
 
-def test_rrf_sums_one_over_k_plus_rank_over_the_rankings_that_contain_a_key() -> None:
+def test_rrf_sums_one_over_k_plus_rank_over_the_rankings_that_contain_a_key_relative_to_the_best() -> None:
     fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60)
-    assert fused == pytest.approx({1: 1 / 61 + 1 / 62, 2: 1 / 62, 3: 1 / 63 + 1 / 61})
+    best = 2 / 61
+    assert fused == pytest.approx({1: (1 / 61 + 1 / 62) / best, 2: 1 / 62 / best, 3: (1 / 63 + 1 / 61) / best})
 
 
-def test_rrf_ranks_count_from_one() -> None:
-    assert reciprocal_rank_fusion([[7]], k=1) == {7: 0.5}
+def test_rrf_ranks_count_from_one_and_first_everywhere_is_one() -> None:
+    assert reciprocal_rank_fusion([[7]], k=1) == {7: 1.0}
+    assert reciprocal_rank_fusion([[7, 8], [7]], k=1) == {7: 1.0, 8: pytest.approx((1 / 3) / 1.0)}
 
 
 def test_rrf_of_no_rankings_or_empty_rankings_is_empty() -> None:
@@ -42,7 +44,7 @@ def test_rrf_of_a_single_ranking_keeps_its_order() -> None:
 
 
 def test_rrf_default_k_is_60() -> None:
-    assert reciprocal_rank_fusion([[1]]) == {1: pytest.approx(1 / 61)}
+    assert reciprocal_rank_fusion([[1, 2]]) == {1: pytest.approx(1.0), 2: pytest.approx(61 / 62)}
 
 
 @pytest.mark.parametrize("k", [1, 10, 60, 1000])
@@ -70,21 +72,30 @@ def test_mirrored_ranks_tie_and_a_better_rank_in_both_rankings_wins(k: int) -> N
 # -- score fusion -----------------------------------------------------------------------------------
 
 
-def test_score_fusion_adds_cosine_and_bm25_relative_to_the_best() -> None:
-    fused = score_fusion({1: 0.5, 2: 0.3}, {2: 4.0, 3: 8.0}, text_weight=1.0)
-    assert fused == pytest.approx({1: 0.5, 2: 0.3 + 0.5, 3: 1.0})
+def test_score_fusion_is_the_weighted_mean_of_cosine_and_the_share_of_words() -> None:
+    fused = score_fusion({1: 0.5, 2: 0.3}, {2: 0.4, 3: 0.8}, text_weight=1.0)
+    assert fused == pytest.approx({1: 0.25, 2: 0.35, 3: 0.4})
+    assert score_fusion({1: 0.6}, {1: 0.2}, text_weight=0.5) == pytest.approx({1: (0.6 + 0.1) / 1.5})
 
 
-def test_score_fusion_weighs_text_and_counts_negative_cosine_as_zero() -> None:
-    assert score_fusion({1: -0.2}, {1: 2.0}, text_weight=0.5) == pytest.approx({1: 0.5})
-    assert score_fusion({1: 0.4}, {}, text_weight=2.0) == pytest.approx({1: 0.4})
+def test_score_fusion_counts_negative_cosine_as_zero_and_caps_words_at_one() -> None:
+    assert score_fusion({1: -0.2}, {1: 0.5}, text_weight=0.5) == pytest.approx({1: 0.25 / 1.5})
+    assert score_fusion({1: 0.4}, {}, text_weight=2.0) == pytest.approx({1: 0.4 / 3})
+    assert score_fusion({1: 1.0}, {1: 1.3}, text_weight=0.7) == pytest.approx({1: 1.0})
     assert score_fusion({}, {}) == {}
 
 
 def test_score_fusion_keeps_how_much_better_a_text_match_is() -> None:
     # Ranks alone would tie 1 and 2 (each first on one side); the scores do not.
-    fused = score_fusion({1: 0.40, 2: 0.38}, {2: 9.0, 1: 1.0}, text_weight=1.0)
+    fused = score_fusion({1: 0.40, 2: 0.38}, {2: 0.9, 1: 0.1}, text_weight=1.0)
     assert fused[2] > fused[1]
+
+
+@pytest.mark.parametrize("text_weight", [0.0, 0.7, 3.0])
+def test_score_fusion_stays_within_zero_and_one(text_weight: float) -> None:
+    values = [-1.0, -0.3, 0.0, 0.2, 0.99, 1.0]
+    for cos, words in itertools.product(values, [0.0, 0.3, 1.0, 1.7]):
+        assert 0.0 <= score_fusion({1: cos}, {1: words}, text_weight)[1] <= 1.0
 
 
 # -- weigh ------------------------------------------------------------------------------------------
@@ -136,7 +147,13 @@ def test_at_equal_ranks_and_importance_the_more_recent_memory_ranks_first(recenc
 def test_recency_halves_at_the_half_life() -> None:
     fresh = weigh(1.0, importance=0.0, age_days=0.0, importance_weight=0.0, recency_weight=1.0, half_life_days=10.0)
     half = weigh(1.0, importance=0.0, age_days=10.0, importance_weight=0.0, recency_weight=1.0, half_life_days=10.0)
-    assert fresh == pytest.approx(2.0) and half == pytest.approx(1.5)
+    assert fresh == pytest.approx(1.0) and half == pytest.approx(0.75)
+
+
+def test_an_important_memory_made_now_keeps_its_whole_relevance_and_no_score_exceeds_it() -> None:
+    assert weigh(0.62, importance=1.0, age_days=0.0, **WEIGHTS) == pytest.approx(0.62)
+    for importance, age in itertools.product([0.0, 0.5, 1.0], [0.0, 3.0, 900.0]):
+        assert 0.0 <= weigh(0.62, importance=importance, age_days=age, **WEIGHTS) <= 0.62
 
 
 def test_a_memory_dated_in_the_future_is_no_fresher_than_one_made_now() -> None:
@@ -148,7 +165,7 @@ def test_a_memory_dated_in_the_future_is_no_fresher_than_one_made_now() -> None:
 def test_the_score_follows_the_documented_formula() -> None:
     score = weigh(0.03, importance=0.8, age_days=15.0, importance_weight=0.3, recency_weight=0.1,
                   half_life_days=30.0)
-    assert score == pytest.approx(0.03 * (1 + 0.3 * 0.8) * (1 + 0.1 * 0.5 ** 0.5))
+    assert score == pytest.approx(0.03 * (1 + 0.3 * 0.8) / 1.3 * (1 + 0.1 * 0.5 ** 0.5) / 1.1)
 
 
 def test_weigh_is_monotone_in_the_fused_score() -> None:

@@ -27,7 +27,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import numpy as np
@@ -36,6 +36,7 @@ import numpy.typing as npt
 from ...errors import StorageError
 from ...memory.models import Memory, MemoryStats
 from ...memory.ports import BrokenLink, Change, Move, NewVersion, Selection, Stored, Vector, VectorFile
+from .. import feed
 from ..rows import COLUMNS, stored, version_row
 from ..selection import CURRENT
 from ..selection import where as _where
@@ -608,19 +609,17 @@ class PostgresSession:
             return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes"))
         return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_key = ?", (user_key,)))
 
-    async def changes_since(self, seq: int, user_key: int | None = None) -> list[Change]:
+    async def changes_since(self, seq: int, user_key: int | None = None, limit: int | None = None) -> list[Change]:
         """The change log after ``seq``, in commit order (see the module's docstring)."""
-        if user_key is None:
-            found = await self.rows(
-                "SELECT seq, user_key, memory_key, memory_id, op FROM changes WHERE seq > ? ORDER BY seq", (seq,)
-            )
-        else:
-            found = await self.rows(
-                "SELECT seq, user_key, memory_key, memory_id, op FROM changes WHERE user_key = ? AND seq > ? "
-                "ORDER BY seq",
-                (user_key, seq),
-            )
-        return [Change(int(s), int(u), int(k), str(i), o) for s, u, k, i, o in found]
+        return await feed.changes_since(self.rows, seq, user_key, limit)
+
+    async def user_ids(self, prefix: str, limit: int) -> list[str]:
+        return await feed.user_ids(self.rows, prefix, limit)
+
+    async def scope_ids(
+        self, user_key: int, column: Literal["session_id", "agent_id"], prefix: str, limit: int
+    ) -> list[str]:
+        return await feed.scope_ids(self.rows, user_key, column, prefix, limit)
 
 
 def _ints(keys: Iterable[int]) -> list[int]:
