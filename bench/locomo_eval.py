@@ -134,7 +134,8 @@ async def store_over_mcp(
             current += json.loads(stats.contents[0].text)["current"]
     return {
         "open_s": opened, "store_s": stored_s, "turns": turns, "memories": len(dia_of), "current": current,
-        "embed_floor_s": float("nan"), "dia_of": dict(dia_of), "via": "the MCP tool remember_conversation",
+        "embed_floor_s": float("nan"), "dia_of": dict(dia_of),
+        "via": "the MCP tool remember_conversation (the server embeds in the background, outside this time)",
     }
 
 

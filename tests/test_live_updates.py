@@ -138,6 +138,9 @@ async def test_the_memory_context_prompt_describes_its_arguments_and_reads_them(
             _ok(await client.call_tool("remember", {"content": content, "category": category}))
         text = (await client.get_prompt("memory_context", {"query": "seats", "top_k": "1"})).messages[0].content.text
         assert text.count("seats") == 1
+        empty = {"user_id": "", "session_id": "", "agent_id": "", "category": "", "top_k": ""}  # a form left blank
+        text = (await client.get_prompt("memory_context", {"query": "seats", **empty})).messages[0].content.text
+        assert text.count("seats") == 2
         text = (await client.get_prompt(
             "memory_context", {"query": "Oslo seats", "category": "fact", "top_k": "3"})).messages[0].content.text
         assert "Oslo" in text and "seats" not in text

@@ -542,11 +542,12 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         top_k: Annotated[str, Field(description="How many memories at most (default 5)")] = "5",
     ) -> str:
         # A prompt's own exceptions reach the client only as MCPError; anything else is hidden.
-        # Every prompt argument is a string on the wire: top_k is read here, to say what was wrong.
+        # Every prompt argument is a string on the wire, and a form's empty field means "not given";
+        # top_k is read here, to say what was wrong.
         try:
             results = await engine(ctx).recall(
-                query, _holder(ctx).user(user_id), session_id, agent_id, top_k=_int(top_k, "top_k"),
-                categories=None if category is None else [category],
+                query, _holder(ctx).user(user_id or None), session_id or None, agent_id or None,
+                top_k=_int(top_k or "5", "top_k"), categories=[category] if category else None,
             )
         except (MemoryMCPError, ToolError) as exc:
             raise MCPError(INVALID_PARAMS, str(exc)) from None
