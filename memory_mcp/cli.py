@@ -20,8 +20,20 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DATABASE_URL = "postgresql://user:password@host:5432/db: use PostgreSQL (with pgvector) instead of the SQLite file"
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("memory_mcp")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from . import __version__
+
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memory-mcp", description="Long-term memory for LLM assistants (MCP).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the MCP server", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -146,6 +146,13 @@ class MemoryConfig(BaseSettings):
         if self.embedder_model is None:
             self.embedder_model = _DEFAULT_MODELS[self.embedder_backend]
         return self
+
+    @field_validator("db_path", mode="after")
+    @classmethod
+    def _expand_home(cls, path: Path) -> Path:
+        # "~/memories.db" from an environment variable or a JSON "args" array reaches us unexpanded
+        # (no shell saw it): it means the home directory, never a directory named "~".
+        return path.expanduser()
 
     @model_validator(mode="after")
     def _check_database_url(self) -> MemoryConfig:

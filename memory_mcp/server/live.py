@@ -85,6 +85,9 @@ class LiveUpdates:
             except MemoryMCPError as exc:  # the database is unreachable for now: keep trying
                 log.warning("live updates paused: %s", exc)
                 await asyncio.sleep(max(interval, 1.0))
+            except Exception:  # a bug must not end live updates for the life of the process
+                log.exception("live updates failed; starting again")
+                await asyncio.sleep(max(interval, 1.0))
 
     async def announce(self, uris: list[str]) -> None:
         for uri in uris:
