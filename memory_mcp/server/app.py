@@ -9,6 +9,7 @@ answers from full text (and says so), and writes are embedded as soon as it is.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -162,10 +163,21 @@ def _result(model: Any, text: str) -> CallToolResult:
     )
 
 
+_PLAIN_ID = re.compile(r"[\w.:@-]+")
+
+
+def _quoted(text: str) -> str:
+    """Stored text as a JSON string: on one line, quoted, so that it cannot pose as more results
+    or as instructions of the answer around it."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _line(m: MemoryOut) -> str:
-    """One memory as text, with the day it became true (what a "when" question needs)."""
+    """One memory as text, with the day it became true (what a "when" question needs). Its content
+    is quoted, and so is an id that is not plain (an imported id is free text)."""
     when = "" if m.valid_until is None else f", superseded {m.valid_until:%Y-%m-%d}"
-    return f"[{m.category}/{m.scope}] {m.content} ({m.valid_from:%Y-%m-%d}, id {m.id}{when})"
+    shown_id = m.id if _PLAIN_ID.fullmatch(m.id) else _quoted(m.id)
+    return f"[{m.category}/{m.scope}] {_quoted(m.content)} ({m.valid_from:%Y-%m-%d}, id {shown_id}{when})"
 
 
 def _hits_text(out: SearchOut, status: str) -> str:
