@@ -195,6 +195,9 @@ def _check_database(settings: Any) -> None:
 
 
 def serve(settings: Any) -> None:
+    # The database first: a file that cannot be opened is one line and exit code 2, before any
+    # thread starts (a model half loaded at exit aborts the process).
+    _check_database(settings)
     if settings.embedder_backend == "local":
         # The SDK's import takes longer than the model's load: load both at once, so that the
         # first recall is semantic as soon as the server answers.
@@ -206,7 +209,6 @@ def serve(settings: Any) -> None:
     from .compose import make_store
     from .server.app import build_server
 
-    _check_database(settings)
     server = build_server(settings)
     if settings.transport == "stdio":
         server.run("stdio")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
+from ...errors import StorageError
 from ...memory.models import Memory, MemoryStats
 from ...memory.ports import BrokenLink, Change, Move, NewVersion, Selection, Stored, Vector, VectorFile
 from .. import feed
@@ -39,6 +41,21 @@ _SELECT = (
     "FROM memories m JOIN users u ON u.user_key = m.user_key"
 )
 _KEYS = "(SELECT value FROM json_each(?))"  # a list of keys passed as one JSON parameter
+
+
+def _cannot_open(path: Path, exc: BaseException) -> str:
+    """One line: which file, what is wrong with it, what to do."""
+    said = str(exc).strip() or type(exc).__name__
+    if "not a database" in said or "malformed" in said:
+        fix = ("it is damaged or not a memory database: restore it from a backup or an export "
+               "(memory-mcp import), or move it aside to start a new one")
+    elif "readonly" in said or "read-only" in said or isinstance(exc, PermissionError):
+        fix = "it or its directory cannot be written: make them writable, or choose another --db-path"
+    elif "directory" in said:
+        fix = "give --db-path (MEMORY_MCP_DB_PATH) a file name, not a directory"
+    else:
+        fix = "check that its directory exists and can be written, or choose another --db-path"
+    return f"cannot open the memory database {path} ({said}): {fix}"
 
 
 def _keys(keys: Iterable[int]) -> str:
@@ -65,16 +82,27 @@ class SQLiteMemoryStore:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self.db_path.parent and not self.db_path.parent.exists():
+        """Open (and create or migrate) the database. A file that cannot be opened, is not a
+        database or cannot be written is one StorageError naming the file and what to do, and
+        leaves nothing running (a connection's thread would keep the process alive)."""
+        conn: aiosqlite.Connection | None = None
+        try:
+            if self.db_path.is_dir():
+                raise sqlite3.OperationalError("it is a directory")
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(self.db_path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        await conn.execute("PRAGMA journal_size_limit = 67108864")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        self._conn = conn
-        await self._migrate()
+            conn = await aiosqlite.connect(self.db_path, isolation_level=None)
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await conn.execute("PRAGMA journal_size_limit = 67108864")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            self._conn = conn
+            await self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            self._conn = None
+            if conn is not None:
+                await conn.close()
+            raise StorageError(_cannot_open(self.db_path, exc)) from None
 
     async def close(self) -> None:
         if self._conn is not None:
