@@ -93,6 +93,23 @@ async def test_a_listener_hears_of_a_users_memories_and_of_one_memory_changing(t
             assert "memory://users/bob/memories" not in await events_until(sub, {MEMORIES})
 
 
+async def test_the_feed_is_read_only_while_someone_listens_and_again_for_a_later_listener(tmp_path: Path) -> None:
+    server = build_server(ServerSettings(db_path=tmp_path / "m.db", user_id="alice"))
+    live = server.holder.follower.__self__  # the LiveUpdates whose follow() the engine runs
+    async with client_session(server) as client:
+        assert not live.listening()
+        async with client.listen(resource_subscriptions=[MEMORIES]) as sub:
+            assert live.listening()
+            await client.call_tool("remember", {"content": "Plays chess on Sundays"})
+            assert MEMORIES in await events_until(sub, {MEMORIES})
+        await anyio.sleep(0.3)
+        assert not live.listening()  # the stream ended: the follower waits without reading the feed
+        await client.call_tool("remember", {"content": "Keeps bees on the roof"})
+        async with client.listen(resource_subscriptions=[MEMORIES]) as sub:
+            await client.call_tool("remember", {"content": "Rows on the lake"})
+            assert MEMORIES in await events_until(sub, {MEMORIES})
+
+
 @pytest.mark.parametrize("uri", ["memory://bogus", "memory://memories/no-such-id", "memory://memories/x/history",
                                  "https://example.com/"])
 async def test_a_subscription_to_what_is_not_a_memory_resource_is_refused_by_name(tmp_path: Path, uri: str) -> None:

@@ -8,9 +8,9 @@ A client subscribes to resource URIs and is told when one changes (it then reads
   forgotten);
 - ``memory://stats``: any write to the default user's memories.
 
-One task per server process follows the database's change feed (``HierarchicalMemory.watch``), so
-a write through another server, a script or an import on the same database is announced as well
-as one made here, a fraction of a second later (``ServerSettings.watch_interval_s``).
+One task per server process follows the database's change feed while anyone is subscribed, so a
+write through another server, a script or an import on the same database is announced as well as
+one made here, a fraction of a second later (``ServerSettings.watch_interval_s``).
 
 Two protocol eras are served. At 2026-07-28 a client opens ``subscriptions/listen`` and the
 events go out on the SDK's subscription bus; earlier clients use ``resources/subscribe``, and this
@@ -37,6 +37,7 @@ from ..memory import HierarchicalMemory, MemoryChange
 from ..memory.validation import clip
 
 log = logging.getLogger("memory_mcp")
+_BATCH = 1000  # changes announced at a time
 
 SUBSCRIBABLE = (
     "memory://users/{user_id}/memories, memory://users/{user_id}/stats, memory://memories/{memory_id}, "
@@ -72,22 +73,49 @@ class LiveUpdates:
         # Earlier-era subscribers: each session's URIs. The SDK gives no word of a session that
         # ends; one is forgotten when a notification to it fails.
         self._sessions: dict[Any, set[str]] = {}
+        self._streams = 0  # open subscriptions/listen streams
+        # The change feed is read only while someone listens (polling an idle server's database
+        # ten times a second cost 0.7% of a core): from where it stood when the first one came.
+        self._someone = asyncio.Event()
+        self._from = 0
+
+    def listening(self) -> bool:
+        return self._streams > 0 or any(self._sessions.values())
+
+    async def begin(self) -> None:
+        """A subscription is about to start: if it is the only one, follow the feed from now."""
+        engine = self.holder.engine
+        if not self.listening() and engine is not None:
+            self._from = await engine.last_change()
+        self._someone.set()
 
     async def follow(self, engine: HierarchicalMemory) -> None:
-        """Announce every change to the database from now on, until cancelled."""
+        """Announce every change to the database while anyone listens, until cancelled."""
         interval = self.holder.settings.watch_interval_s
-        after = None
+        seq: int | None = None
         while True:
+            if not self.listening():
+                seq = None
+                self._someone.clear()
+                await self._someone.wait()
+            if seq is None:
+                seq = self._from
             try:
-                async for batch in engine.watch(after, interval_s=interval):
-                    after = batch[-1].seq
-                    await self.announce(changed_uris(batch, self.holder.settings.user_id))
+                batch = await engine.changes_since(seq, limit=_BATCH)
             except MemoryMCPError as exc:  # the database is unreachable for now: keep trying
                 log.warning("live updates paused: %s", exc)
                 await asyncio.sleep(max(interval, 1.0))
+                continue
             except Exception:  # a bug must not end live updates for the life of the process
-                log.exception("live updates failed; starting again")
+                log.exception("live updates failed; trying again")
                 await asyncio.sleep(max(interval, 1.0))
+                continue
+            if batch:
+                seq = batch[-1].seq
+                await self.announce(changed_uris(batch, self.holder.settings.user_id))
+                if len(batch) == _BATCH:
+                    continue  # more are waiting
+            await asyncio.sleep(interval)
 
     async def announce(self, uris: list[str]) -> None:
         for uri in uris:
@@ -124,11 +152,15 @@ class LiveUpdates:
     async def subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
         """``resources/subscribe`` (protocol versions before 2026-07-28)."""
         await self.check(params.uri)
+        await self.begin()
         self._sessions.setdefault(ctx.session, set()).add(params.uri)
         return EmptyResult()
 
     async def unsubscribe(self, ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
-        self._sessions.get(ctx.session, set()).discard(params.uri)
+        wanted = self._sessions.get(ctx.session, set())
+        wanted.discard(params.uri)
+        if not wanted:
+            self._sessions.pop(ctx.session, None)
         return EmptyResult()
 
 
@@ -142,4 +174,9 @@ class _CheckedListen(ListenHandler):
     async def __call__(self, ctx: Any, params: Any) -> Any:
         for uri in params.notifications.resource_subscriptions or ():
             await self._live.check(uri)
-        return await super().__call__(ctx, params)
+        await self._live.begin()
+        self._live._streams += 1
+        try:
+            return await super().__call__(ctx, params)
+        finally:
+            self._live._streams -= 1

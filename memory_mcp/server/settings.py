@@ -36,11 +36,9 @@ class ServerSettings(MemoryConfig):
         description="HTTP only: file of 'user_id token' lines; every request then needs "
         "'Authorization: Bearer <token>' and acts for that token's user alone.",
     )
-    min_relevance: float = Field(
-        default=0.2, ge=0, le=1,
-        description="Semantic and hybrid recall leave out memories whose meaning and words both match the query "
-        "less than this (0..1): a question about nothing stored answers that nothing matches.",
-    )
+    # The engine's setting, with the server's default: a client's question about nothing stored is
+    # told that nothing matches (the library keeps 0, see MemoryConfig.min_relevance).
+    min_relevance: float = Field(default=0.2, ge=0, le=1, description="The relevance floor of recall (0..1).")
     watch_interval_s: float = Field(
         default=0.1, gt=0, le=60,
         description="How often the server looks for changes made by any process, to notify subscribed clients.",

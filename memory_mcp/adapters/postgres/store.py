@@ -27,7 +27,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import numpy as np
@@ -35,8 +35,8 @@ import numpy.typing as npt
 
 from ...errors import StorageError
 from ...memory.models import Memory, MemoryStats
-from ...memory.ports import BrokenLink, Change, Move, NewVersion, Selection, Stored, Vector, VectorFile
-from .. import feed
+from ...memory.ports import BrokenLink, Move, NewVersion, Selection, Stored, Vector, VectorFile
+from ..feed import FeedReads
 from ..rows import COLUMNS, stored, version_row
 from ..selection import CURRENT
 from ..selection import where as _where
@@ -264,7 +264,7 @@ async def _vector_schema(conn: Any) -> str:
     ))
 
 
-class PostgresSession:
+class PostgresSession(FeedReads):
     """The store operations, run inside one transaction or snapshot of ``conn``."""
 
     def __init__(self, conn: Any):
@@ -602,24 +602,8 @@ class PostgresSession:
         ) > 0
         return recorded, str(previous) if recorded and previous is not None else None
 
-    # -- change log ----------------------------------------------------------------------------
+    # The change log and the ids in use: FeedReads (adapters/feed.py).
 
-    async def last_change(self, user_key: int | None = None) -> int:
-        if user_key is None:
-            return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes"))
-        return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_key = ?", (user_key,)))
-
-    async def changes_since(self, seq: int, user_key: int | None = None, limit: int | None = None) -> list[Change]:
-        """The change log after ``seq``, in commit order (see the module's docstring)."""
-        return await feed.changes_since(self.rows, seq, user_key, limit)
-
-    async def user_ids(self, prefix: str, limit: int) -> list[str]:
-        return await feed.user_ids(self.rows, prefix, limit)
-
-    async def scope_ids(
-        self, user_key: int, column: Literal["session_id", "agent_id"], prefix: str, limit: int
-    ) -> list[str]:
-        return await feed.scope_ids(self.rows, user_key, column, prefix, limit)
 
 
 def _ints(keys: Iterable[int]) -> list[int]:

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiosqlite
 import numpy as np
@@ -28,8 +28,8 @@ import numpy.typing as npt
 
 from ...errors import StorageError
 from ...memory.models import Memory, MemoryStats
-from ...memory.ports import BrokenLink, Change, Move, NewVersion, Selection, Stored, Vector, VectorFile
-from .. import feed
+from ...memory.ports import BrokenLink, Move, NewVersion, Selection, Stored, Vector, VectorFile
+from ..feed import FeedReads
 from ..rows import COLUMNS, stored, version_row
 from ..selection import CURRENT, where
 from .schema import MIGRATIONS, split_sql
@@ -161,7 +161,7 @@ class SQLiteMemoryStore:
             yield SQLiteSession(db)
 
 
-class SQLiteSession:
+class SQLiteSession(FeedReads):
     """The store operations, run inside one transaction or snapshot of ``conn``."""
 
     def __init__(self, conn: aiosqlite.Connection):
@@ -504,21 +504,5 @@ class SQLiteSession:
         recorded = cursor.rowcount > 0
         return recorded, str(previous) if recorded and previous is not None else None
 
-    # -- change log ----------------------------------------------------------------------------
+    # The change log and the ids in use: FeedReads (adapters/feed.py).
 
-    async def last_change(self, user_key: int | None = None) -> int:
-        if user_key is None:
-            return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes"))
-        return int(await self.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE user_key = ?", (user_key,)))
-
-    async def changes_since(self, seq: int, user_key: int | None = None, limit: int | None = None) -> list[Change]:
-        """The change log after ``seq``, in order; triggers write it in the writer's transaction."""
-        return await feed.changes_since(self.rows, seq, user_key, limit)
-
-    async def user_ids(self, prefix: str, limit: int) -> list[str]:
-        return await feed.user_ids(self.rows, prefix, limit)
-
-    async def scope_ids(
-        self, user_key: int, column: Literal["session_id", "agent_id"], prefix: str, limit: int
-    ) -> list[str]:
-        return await feed.scope_ids(self.rows, user_key, column, prefix, limit)
