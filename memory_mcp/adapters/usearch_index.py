@@ -15,6 +15,7 @@ another user's vectors.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import uuid
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from usearch.index import Index
 
+from ..errors import StorageError
 from ..memory.ports import MemoryStore, Vector, VectorFile, VectorFilter
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class UsearchVectorIndex:
         self._parts: dict[int, _Partition] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self.rebuilds = 0  # how many partitions were rebuilt rather than loaded (for tests and logs)
+        self.problem: str | None = None  # why the index cannot be saved now; it serves from memory meanwhile
+        _remove_stale_temporaries(self.directory)
 
     def _new_index(self) -> Index:
         # Half-precision vectors halve the index's memory; cosine ranks are unchanged in practice (and
@@ -254,10 +258,31 @@ class UsearchVectorIndex:
         usearch writes the file itself, in a worker thread: no copy of the index is held in memory
         and the event loop goes on serving (this user's lock keeps the index unchanged meanwhile)."""
         file_name = f"u{user_key}-{part.seq}-{uuid.uuid4().hex[:8]}.usearch"
-        size, crc = await asyncio.to_thread(self._write_atomically, part.index, self.directory / file_name)
-        record = VectorFile(user_key, file_name, part.seq, len(part.index), crc, size, self.model_name, self.ndim)
-        async with self._store.transaction() as db:
-            recorded, previous = await db.record_vector_file(record)
+        # The file only spares a rebuild at the next start: when it cannot be written (a full disk,
+        # a file where the directory should be), the index goes on serving from memory, the
+        # problem is told (``problem``), and saving is tried again after as many changes.
+        try:
+            size, crc = await asyncio.to_thread(self._write_atomically, part.index, self.directory / file_name)
+            record = VectorFile(user_key, file_name, part.seq, len(part.index), crc, size, self.model_name, self.ndim)
+            async with self._store.transaction() as db:
+                recorded, previous = await db.record_vector_file(record)
+        except (OSError, StorageError) as exc:
+            _unlink(self.directory / file_name, quietly=True)
+            _unlink(_temporary(self.directory / file_name), quietly=True)
+            if self.directory.exists() and not self.directory.is_dir():
+                said, fix = "a file is in its place", "move that file away"
+            elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                said, fix = exc.strerror, "free some space on that disk"
+            else:
+                said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                fix = "make that path a writable directory"
+            problem = (f"cannot write the vector index at {self.directory} ({said}): it is kept in memory "
+                       f"and rebuilt from the database at the next start; {fix}")
+            if problem != self.problem:
+                log.warning("%s", problem)
+            self.problem, part.unsaved = problem, 0
+            return
+        self.problem = None
         if not recorded:  # another process saved a newer one meanwhile
             _unlink(self.directory / file_name)
         elif previous and previous != file_name:
@@ -269,8 +294,16 @@ class UsearchVectorIndex:
     def _write_atomically(index: Index, path: Path) -> tuple[int, int]:
         """Save ``index`` to ``path`` durably (temporary file, fsync, rename); its size and CRC-32."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        index.save(str(tmp))
+        tmp = _temporary(path)
+        try:
+            index.save(str(tmp))
+        except RuntimeError as exc:  # usearch says only "Failed to serialize into stream"
+            disk = os.statvfs(path.parent)
+            free, needed = disk.f_bavail * disk.f_frsize, index.serialized_length
+            if free < needed:
+                raise OSError(errno.ENOSPC, f"the disk is full: {needed / 1e6:.1f} MB to write, "
+                              f"{free / 1e6:.1f} MB free") from None
+            raise OSError(f"usearch could not write it: {exc}") from None
         size, crc = 0, 0
         with open(tmp, "rb+") as f:
             while chunk := f.read(1 << 20):
@@ -289,8 +322,41 @@ class UsearchVectorIndex:
         return size, crc
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: Path, *, quietly: bool = False) -> None:
     try:
         path.unlink()
     except FileNotFoundError:
         pass
+    except OSError:
+        if not quietly:
+            raise
+
+
+def _temporary(path: Path) -> Path:
+    """Where ``path`` is written before its rename: named by the writing process, so that a file
+    left by a crash is told apart from one another live process is writing now."""
+    return path.with_suffix(f".{os.getpid()}.tmp")
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporary files of saves that a crash cut short: nothing refers to them."""
+    try:
+        for tmp in directory.glob("*.tmp"):
+            if not _writer_alive(tmp):
+                _unlink(tmp, quietly=True)
+                log.info("removed %s, left by a save that did not finish", tmp)
+    except OSError:  # an unusable directory is reported when the index is saved
+        pass
+
+
+def _writer_alive(tmp: Path) -> bool:
+    pid = tmp.suffixes[-2].lstrip(".") if len(tmp.suffixes) >= 2 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from ..errors import EmbedderMismatchError
+from ..errors import EmbedderMismatchError, StorageError
 from .parts import Parts
 from .ports import Vector
 
@@ -45,19 +45,34 @@ async def wait_briefly(parts: Parts, seconds: float) -> None:
 
 
 def status(parts: Parts) -> str:
-    """'ready', 'loading', or 'failed: <why>' for the embedding model."""
+    """'ready', 'loading', 'waiting: <why>' (for the database to be writable) or 'failed: <why>'."""
     if parts.semantic_ready.is_set():
         return "ready"
     task = parts.background
     if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
         return f"failed: {task.exception()}"
+    if parts.waiting_for is not None:
+        return f"waiting: {parts.waiting_for}"
     return "loading"
+
+
+# How often preparing is tried again while the database cannot be written (a full disk).
+RETRY_STORAGE_S = 2.0
 
 
 async def prepare_in_background(parts: Parts) -> None:
     try:
         await parts.embedder.warm_up()
-        await prepare_vectors(parts)
+        while True:
+            try:
+                await prepare_vectors(parts)
+                break
+            except StorageError as exc:  # a full disk, say: semantic recall comes once there is room
+                if parts.waiting_for is None:
+                    log.warning("semantic recall waits until the database can be written: %s", exc)
+                parts.waiting_for = str(exc)
+                await asyncio.sleep(RETRY_STORAGE_S)
+        parts.waiting_for = None
     except Exception:
         log.exception("the embedder could not be prepared; recall stays full-text only")
         raise
@@ -124,4 +139,7 @@ async def embed_now(parts: Parts, content: str) -> Vector | None:
 
 async def after_write(parts: Parts, vector: Vector | None) -> None:
     if vector is None and parts.semantic_ready.is_set():  # stored while loading; embed it now
-        await embed_pending(parts)
+        try:
+            await embed_pending(parts)
+        except StorageError as exc:  # the write itself stands; the next write or start embeds it
+            log.warning("stored without its vector for now: %s", exc)

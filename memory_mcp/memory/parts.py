@@ -25,6 +25,7 @@ class Parts:
     vectors: VectorIndex | None = None  # set once the embedder has been checked against the store
     semantic_ready: asyncio.Event = field(default_factory=asyncio.Event)
     background: asyncio.Task[None] | None = None  # the embedder loading, when it loads in the background
+    waiting_for: str | None = None  # why that loading waits (the database cannot be written now)
     reembed: bool = False  # re-embed everything if the embedder differs from the database's
     cache_seq: int = 0  # the last change the cache has seen
 

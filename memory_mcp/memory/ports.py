@@ -174,7 +174,10 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """Approximate nearest neighbours over memory vectors, partitioned by user."""
+    """Approximate nearest neighbours over memory vectors, partitioned by user.
+
+    An index kept in files may also say, in a ``problem`` attribute, why it cannot write them now
+    (it keeps serving from memory meanwhile); the server tells its clients."""
 
     async def search(self, query: Vector, count: int, flt: VectorFilter) -> list[tuple[int, float]]:
         """Up to ``count`` (memory key, cosine similarity) pairs, best first, within the filter."""

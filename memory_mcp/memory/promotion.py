@@ -12,8 +12,10 @@ user. It moves; it is not copied, and the same fact held below its new place is 
 
 from __future__ import annotations
 
+import logging
 import time
 
+from ..errors import StorageError
 from .config import MemoryConfig
 from .duplicates import content_hash, saying_the_same
 from .models import Memory, ScopeLevel, SearchResult
@@ -21,6 +23,8 @@ from .parts import Parts
 from .ports import MemoryFilter, Move, Selection, StoreWriter
 from .recall import nearest
 from .scope import Position, promotion_target
+
+log = logging.getLogger("memory_mcp.memory")
 
 
 def thresholds(config: MemoryConfig) -> dict[ScopeLevel, float]:
@@ -55,7 +59,15 @@ async def absorb(
 
 
 async def record_recalls(parts: Parts, user_key: int, position: Position, results: list[SearchResult]) -> None:
-    """Count the distinct positions a memory is recalled from; enough of them promote it."""
+    """Count the distinct positions a memory is recalled from; enough of them promote it. This is
+    bookkeeping: a database that cannot be written now (a full disk) leaves the answer standing."""
+    try:
+        await _count_and_promote(parts, user_key, position, results)
+    except StorageError as exc:
+        log.warning("a recall was answered but not counted: %s", exc)
+
+
+async def _count_and_promote(parts: Parts, user_key: int, position: Position, results: list[SearchResult]) -> None:
     candidates = [r.memory for r in results if r.memory.scope_level != ScopeLevel.USER]
     if not candidates:
         return

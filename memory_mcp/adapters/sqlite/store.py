@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -43,10 +44,23 @@ _SELECT = (
 _KEYS = "(SELECT value FROM json_each(?))"  # a list of keys passed as one JSON parameter
 
 
+def _read_only_place(path: Path) -> bool:
+    """Whether ``path`` (or the nearest directory of it that exists) is on a read-only filesystem."""
+    for place in (path, *path.parents):
+        try:
+            return bool(os.statvfs(place).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue
+    return False
+
+
 def _cannot_open(path: Path, exc: BaseException) -> str:
     """One line: which file, what is wrong with it, what to do."""
     said = str(exc).strip() or type(exc).__name__
-    if "not a database" in said or "malformed" in said:
+    if _read_only_place(path):
+        fix = ("it is on a read-only filesystem: remount it writable, or choose another --db-path "
+               "(MEMORY_MCP_DB_PATH) on a writable disk")
+    elif "not a database" in said or "malformed" in said:
         fix = ("it is damaged or not a memory database: restore it from a backup or an export "
                "(memory-mcp import), or move it aside to start a new one")
     elif "readonly" in said or "read-only" in said or isinstance(exc, PermissionError):
@@ -56,6 +70,23 @@ def _cannot_open(path: Path, exc: BaseException) -> str:
     else:
         fix = "check that its directory exists and can be written, or choose another --db-path"
     return f"cannot open the memory database {path} ({said}): {fix}"
+
+
+def _cannot_write(path: Path, exc: sqlite3.Error) -> StorageError | None:
+    """A write that failed for a cause outside the program, as one line that names the cause and
+    the fix (None for any other error: that one is a bug and keeps its traceback)."""
+    said = str(exc)
+    if "disk is full" in said:
+        why = f"the disk holding the memory database {path} is full: free some space and try again"
+    elif "readonly" in said:
+        why = f"the memory database {path} has become read-only: make it and its directory writable again"
+    elif "disk I/O error" in said:
+        why = f"the disk holding the memory database {path} reported an I/O error: check the disk, then try again"
+    elif "database is locked" in said:
+        why = f"the memory database {path} stayed locked by another process: try again"
+    else:
+        return None
+    return StorageError(f"{why} (nothing of this change was stored; what was stored before is intact)")
 
 
 def _keys(keys: Iterable[int]) -> str:
@@ -109,6 +140,8 @@ class SQLiteMemoryStore:
             async with self._lock:
                 try:
                     await self._conn.execute("PRAGMA optimize")
+                except sqlite3.OperationalError as exc:  # only statistics for the planner: skip them
+                    log.info("statistics not updated on closing %s: %s", self.db_path, exc)
                 finally:
                     await self._conn.close()
                     self._conn = None
@@ -139,14 +172,22 @@ class SQLiteMemoryStore:
     async def _locked(self, begin: str) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             db = self.conn
-            await db.execute(begin)
             try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            else:
-                await db.execute("COMMIT")
+                await db.execute(begin)
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:  # SQLite may have rolled back by itself (a full disk)
+                        await db.execute("ROLLBACK")
+                    raise
+                else:
+                    await db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if (error := _cannot_write(self.db_path, exc)) is None:
+                    raise
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise error from None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteSession]:
