@@ -47,7 +47,7 @@ STOP_TIMEOUT_S = 60.0
 def server_env() -> dict[str, str]:
     """What a desktop client would pass: a minimal environment (the SDK's stdio child gets only
     HOME/PATH/... plus this), with no MEMORY_MCP_* leaking in from the test run."""
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") if key in os.environ}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
