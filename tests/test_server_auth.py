@@ -7,7 +7,11 @@ another user is reachable through tools, resources (by id included) or prompts.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +24,7 @@ import httpx2
 import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import INVALID_PARAMS
 from support import client_session
 from test_server_transports import Servers, free_port, no_server_outlives_the_test, servers  # noqa: F401
 
@@ -92,8 +97,11 @@ async def test_tokens_decide_the_user_and_nothing_crosses_over(tmp_path: Path, s
             assert "no memory with id" in refused(await client.call_tool(tool, args)), tool
         for uri in (f"memory://memories/{mine['id']}", f"memory://memories/{mine['id']}/history",
                     "memory://users/alice/memories", "memory://users/alice/stats"):
-            with pytest.raises(MCPError):
+            with pytest.raises(MCPError) as refusal:
                 await client.read_resource(uri)
+            # a plain not-found (invalid params), not the SDK's internal error with a server traceback
+            assert refusal.value.code == INVALID_PARAMS, (uri, refusal.value.code, refusal.value.message)
+            assert "Error creating resource" not in refusal.value.message, uri
         assert json.loads((await client.read_resource("memory://stats")).contents[0].text)["total"] == 0
         with pytest.raises(MCPError):
             await client.get_prompt("memory_context", {"query": "key", "user_id": "alice"})
@@ -110,6 +118,7 @@ async def test_tokens_decide_the_user_and_nothing_crosses_over(tmp_path: Path, s
         assert read["content"] == ALICE_FACT
     async with as_user(port, carol) as client:
         assert json.loads((await client.read_resource("memory://users/carol/stats")).contents[0].text)["total"] == 0
+    assert "Traceback" not in (tmp_path / "auth.stderr").read_text()  # refusals are not server errors
 
 
 def test_token_command_needs_a_file_and_a_plain_user_id(tmp_path: Path) -> None:
@@ -130,3 +139,94 @@ def test_binding_beyond_loopback_without_auth_warns_and_with_auth_does_not(tmp_p
         servers.stop(proc)
         warned = "without authentication" in log.read_text()
         assert warned == (name == "open"), log.read_text()[-2000:]
+
+
+def _token_cli(tokens: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memory_mcp", "token", *args, "--auth-tokens-file", str(tokens)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_token_changes_take_effect_at_the_next_request(tmp_path: Path, servers: Servers) -> None:
+    tokens = tmp_path / "tokens"
+    alice, bob = add_token(tokens, "alice"), add_token(tokens, "bob")
+    port = free_port()
+    servers.start("http", tmp_path / "rotate.db", port, "rotate", "--auth-tokens-file", str(tokens))
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+    def status(token: str) -> int:
+        headers = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {token}"}
+        return httpx.post(f"http://127.0.0.1:{port}/mcp", json=init, headers=headers, timeout=30).status_code
+
+    assert status(alice) == status(bob) == 200
+    # Rotated by copying in a prepared file with `cp -p`: same size, same modification time.
+    new_alice = secrets.token_urlsafe(32)
+    prepared = tmp_path / "prepared"
+    prepared.write_text(tokens.read_text().replace(alice, new_alice))
+    before = tokens.stat()
+    os.utime(prepared, ns=(before.st_atime_ns, before.st_mtime_ns))
+    shutil.copy2(prepared, tokens)
+    assert tokens.stat().st_size == before.st_size and tokens.stat().st_mtime_ns == before.st_mtime_ns
+    assert (status(alice), status(new_alice)) == (401, 200)
+
+    # A comment after a token leaves the token valid.
+    tokens.write_text(f"# the team's tokens\nalice {new_alice}  # laptop\nbob {bob} # phone\n")
+    assert status(new_alice) == status(bob) == 200
+
+    listed = _token_cli(tokens, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [f"alice\t{hashlib.sha256(new_alice.encode()).hexdigest()[:12]}",
+                                          f"bob\t{hashlib.sha256(bob.encode()).hexdigest()[:12]}"]
+    assert alice not in listed.stdout and bob not in listed.stdout  # tokens are never shown
+
+    assert _token_cli(tokens, "revoke", "bob").returncode == 0
+    assert (status(bob), status(new_alice)) == (401, 200)
+    missing = _token_cli(tokens, "revoke", "bob")
+    assert missing.returncode == 1 and "no tokens of bob" in missing.stderr
+
+    rotated = _token_cli(tokens, "rotate", "alice")
+    assert rotated.returncode == 0, rotated.stderr
+    assert (status(new_alice), status(rotated.stdout.strip())) == (401, 200)
+    assert tokens.read_text().startswith("# the team's tokens\n")  # the file's comments are kept
+    assert oct(tokens.stat().st_mode & 0o777) == "0o600"
+
+
+def test_one_token_cannot_lock_the_others_out(tmp_path: Path, servers: Servers) -> None:
+    """Sessions and requests are bounded per token: the client over its share gets a 429 that says
+    which limit, and every other client is served as before."""
+    tokens = tmp_path / "tokens"
+    alice, bob = add_token(tokens, "alice"), add_token(tokens, "bob")
+    port = free_port()
+    servers.start("http", tmp_path / "limits.db", port, "limits", "--auth-tokens-file", str(tokens),
+                  "--max-sessions-per-client", "3", "--requests-per-minute", "120")
+    url = f"http://127.0.0.1:{port}/mcp"
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+    def headers(token: str, session: str | None = None) -> dict[str, str]:
+        sent = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {token}"}
+        return {**sent, "mcp-session-id": session} if session else sent
+
+    with httpx.Client(timeout=30) as http:
+        opened = []
+        for _ in range(3):
+            answer = http.post(url, json=init, headers=headers(alice))
+            assert answer.status_code == 200, answer.text
+            opened.append(answer.headers["mcp-session-id"])
+        over = http.post(url, json=init, headers=headers(alice))
+        assert over.status_code == 429
+        assert "already holds 3 open sessions" in over.json()["error"]["message"]
+        assert http.post(url, json=init, headers=headers(bob)).status_code == 200  # bob is not locked out
+        assert http.delete(url, headers=headers(alice, opened[0])).status_code == 200  # alice closes one...
+        assert http.post(url, json=init, headers=headers(alice)).status_code == 200  # ...and may open one
+
+        # 120 a minute is a burst of 30, then 2 a second: a tight loop runs out.
+        statuses = [http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                              headers=headers(alice, opened[1])).status_code for _ in range(40)]
+        assert statuses[0] == 200 and statuses[-1] == 429, statuses
+        refused = http.post(url, json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=headers(alice, opened[1]))
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "at most 120 a minute" in refused.json()["error"]["message"]
+        bobs = http.post(url, json=init, headers=headers(bob)).headers["mcp-session-id"]
+        assert http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                         headers=headers(bob, bobs)).status_code == 200

@@ -1007,3 +1007,23 @@ async def test_stored_text_cannot_pose_as_more_results_or_as_structure(settings:
             assert json.dumps(forged, ensure_ascii=False) in lines[0]
         imported = await client.call_tool("remember", {"content": "Plain fact", "idempotency_key": "k1"})
         assert " id " in text_of(imported) and '"' + imported.structured_content["id"] not in text_of(imported)
+
+
+async def test_a_write_for_another_user_says_whose_it_is(settings: ServerSettings) -> None:
+    """A model that names a user the default calls do not act for is told where the memory went."""
+    default = json.dumps(settings.user_id)
+    async with connect(settings) as client:
+        result = await client.call_tool("remember", {"content": "John's sister lives in Oslo", "user_id": "John"})
+        stored = ok(result)
+        assert text_of(result).startswith(f'Remembered for user "John" (calls without user_id act for {default}):')
+        assert (await call(client, "recall", query="sister Oslo", mode="text"))["results"] == []
+        found = await call(client, "recall", query="sister Oslo", mode="text", user_id="John")
+        assert [h["id"] for h in found["results"]] == [stored["id"]]
+        again = await client.call_tool("remember", {"content": "John's sister lives in Oslo", "user_id": "John"})
+        assert text_of(again).startswith('Already known for user "John"'), text_of(again)
+        changed = await client.call_tool("supersede", {"memory_id": stored["id"], "new_content": "John's sister moved to Bergen"})
+        assert text_of(changed).startswith(f'Superseded {stored["id"]} for user "John"'), text_of(changed)
+        turns = await client.call_tool("remember_conversation", {"turns": [{"text": "hi"}], "user_id": "John"})
+        assert text_of(turns) == f'Remembered 1 message for user "John" (calls without user_id act for {default}).'
+        mine = await client.call_tool("remember", {"content": "The default user likes rain", "user_id": settings.user_id})
+        assert text_of(mine).startswith("Remembered: ")  # the default user's own: nothing to point out

@@ -137,6 +137,14 @@ class EngineHolder:
         except MemoryMCPError:  # unknown or malformed id: the call itself says so
             return self.user(None)
 
+    def whose(self, user: str) -> str:
+        """`` for user "bob"`` when calls naming no user would not see this user's memories (the
+        default user is another and no token fixes the user), else nothing: a model that stored a
+        fact for "John" learns where it went."""
+        if get_access_token() is not None or user == self.settings.user_id:
+            return ""
+        return f" for user {_quoted(user)} (calls without user_id act for {_quoted(self.settings.user_id)})"
+
     def owner(self) -> str | None:
         """The token's user when the caller authenticated, else None (any user of the database)."""
         token = get_access_token()
@@ -278,7 +286,13 @@ class MemoryServer(MCPServer):
             takes = ", ".join(tool.parameters.get("properties", {}))
             raise ToolError(f"{name} has no argument {clip(unknown[0])}; it takes: {takes}")
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
+            engine = self.holder.engine
+            problem = getattr(engine.vector_index, "problem", None) if engine is not None else None
+            if isinstance(result, CallToolResult) and problem:
+                # The call worked, but the client (and the person behind it) should know what is failing.
+                result.content.append(TextContent(type="text", text=f"Warning: {problem}"))
+            return result
         except UnexpectedToolError:
             raise
         except ToolError as exc:  # the SDK's prefix and pydantic's report become one plain line
@@ -329,6 +343,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         ),
         lifespan=lifespan,
         subscriptions=bus,
+        log_level=settings.log_level,  # the HTTP server's own lines (uvicorn's) follow --log-level too
         **_auth(settings),
     )
     mcp.holder = holder
@@ -370,9 +385,10 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             valid_from=valid_from, context=context,
         ))
         out = MemoryOut.of(memory)
+        whose = h.whose(memory.user_id)
         if memory.reinforcement_count:
-            return _result(out, f"Already known, reinforced ({memory.reinforcement_count}x): {_line(out)}")
-        return _result(out, f"Remembered: {_line(out)}")
+            return _result(out, f"Already known{whose}, reinforced ({memory.reinforcement_count}x): {_line(out)}")
+        return _result(out, f"Remembered{whose}: {_line(out)}")
 
     @mcp.tool(annotations=_WRITE)
     async def remember_conversation(
@@ -397,7 +413,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
                           lambda m: f"turns[{m[1]}].{'at' if m[2] == 'valid_from' else 'text'}", str(exc))
             raise ToolError(said) from None
         out = ListOut(memories=[MemoryOut.of(m) for m in memories])
-        return _result(out, f"Remembered {len(memories)} message{'' if len(memories) == 1 else 's'}.")
+        return _result(out, f"Remembered {len(memories)} message{'' if len(memories) == 1 else 's'}{h.whose(user)}.")
 
     @mcp.tool(annotations=_READ)
     async def recall(
@@ -444,7 +460,7 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
             idempotency_key=idempotency_key, provenance={"via": "mcp:supersede"},
         ))
         out = MemoryOut.of(memory)
-        return _result(out, f"Superseded {memory_id}: {_line(out)}")
+        return _result(out, f"Superseded {memory_id}{h.whose(memory.user_id)}: {_line(out)}")
 
     @mcp.tool(annotations=_READ)
     async def history(memory_id: MemoryId, ctx: Context, user_id: UserId = None) -> Annotated[CallToolResult, HistoryOut]:
@@ -497,6 +513,16 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
         except MemoryMCPError as exc:  # unknown id or malformed argument: nothing to read there
             raise ResourceNotFoundError(str(exc)) from None
 
+    def _readable(ctx: Context, user_id: str) -> str:
+        """The user whose resource is read: under a token its own user only; another user's
+        resource is simply not found (it is not an error of the server)."""
+        try:
+            return _holder(ctx).user(user_id)
+        except ToolError:
+            raise ResourceNotFoundError(
+                f"no resource of user {clip(user_id)} for this token: a token reads its own user's resources only"
+            ) from None
+
     @mcp.resource("memory://stats", mime_type="application/json")
     async def stats_resource() -> str:
         """Counts of the default user's memories."""
@@ -507,14 +533,14 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
     @mcp.resource("memory://users/{user_id}/stats", mime_type="application/json")
     async def user_stats(user_id: str, ctx: Context) -> str:
         """Counts of a user's memories: total, current, superseded, by category and scope."""
-        user = _holder(ctx).user(user_id)
+        user = _readable(ctx, user_id)
         return (await _resource(ctx, lambda m: m.stats(user))).model_dump_json()
 
     @mcp.resource("memory://users/{user_id}/memories{?offset,limit}", mime_type="application/json")
     async def user_memories(user_id: str, ctx: Context, offset: str = "0", limit: str = "100") -> str:
         """A user's current memories, newest first; page with ?offset=&limit= (at most 500)."""
         size, start = max(1, min(_int(limit, "limit"), 500)), max(_int(offset, "offset"), 0)
-        user = _holder(ctx).user(user_id)
+        user = _readable(ctx, user_id)
         page = await _resource(ctx, lambda m: m.get_all(user, limit=size + 1, offset=start))
         out = ListOut(memories=[MemoryOut.of(m) for m in page[:size]],
                       next_offset=start + size if len(page) > size else None)

@@ -36,6 +36,14 @@ class ServerSettings(MemoryConfig):
         description="HTTP only: file of 'user_id token' lines; every request then needs "
         "'Authorization: Bearer <token>' and acts for that token's user alone.",
     )
+    # Fair shares on HTTP (see limits.py): a client is a bearer token, or an address without tokens.
+    max_sessions_per_client: int = Field(
+        default=32, ge=0, description="HTTP: open MCP sessions (or SSE connections) one client may hold; 0: no limit.",
+    )
+    requests_per_minute: int = Field(
+        default=1200, ge=0, description="HTTP: requests a minute one client may send (bursts of a quarter of it); "
+        "0: no limit.",
+    )
     # The engine's setting, with the server's default: a client's question about nothing stored is
     # told that nothing matches (the library keeps 0, see MemoryConfig.min_relevance).
     min_relevance: float = Field(default=0.2, ge=0, le=1, description="The relevance floor of recall (0..1).")
