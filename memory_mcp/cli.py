@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
+
+from . import inspect_cli
+from .memory.config import default_db_path
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DATABASE_URL = "postgresql://user:password@host:5432/db: use PostgreSQL (with pgvector) instead of the SQLite file"
@@ -31,28 +35,55 @@ def _version() -> str:
         return __version__
 
 
+_SERVE = """Run the MCP server.
+
+  memory-mcp serve                                  # stdio, for Claude Desktop / Claude Code / Cursor
+  memory-mcp serve --transport http --port 8765     # streamable HTTP at http://127.0.0.1:8765/mcp
+  memory-mcp serve --transport sse                  # SSE at /sse (+ /messages/)
+  memory-mcp serve --transport http --auth-tokens-file tokens   # bearer tokens, one user each
+
+The memories are in {db} unless --db-path or --database-url says otherwise.
+Every flag has an environment variable (MEMORY_MCP_DB_PATH, MEMORY_MCP_PORT, ...); flags win."""
+
+
+def _database(parser: argparse.ArgumentParser) -> None:
+    """The options every command that opens the database takes."""
+    parser.add_argument("--db-path", help=f"SQLite database file (default: {default_db_path()})")
+    parser.add_argument("--database-url", help=_DATABASE_URL)
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="how much to log on stderr (default INFO)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memory-mcp", description="Long-term memory for LLM assistants (MCP).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the MCP server", description=__doc__,
+    serve = commands.add_parser("serve", help="run the MCP server", description=_SERVE.format(db=default_db_path()),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], help="default: stdio")
     serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8765)")
-    serve.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
-    serve.add_argument("--database-url", help=_DATABASE_URL)
+    _database(serve)
     serve.add_argument("--user-id", help="user that calls naming no user act for (default: your login name)")
-    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--auth-tokens-file", help="HTTP: require bearer tokens from this file ('user_id token' lines)")
+    serve.add_argument("--max-sessions-per-client", type=int,
+                       help="HTTP: open sessions one token (or address) may hold (default 32; 0: no limit)")
+    serve.add_argument("--requests-per-minute", type=int,
+                       help="HTTP: requests a minute one token (or address) may send (default 1200; 0: no limit)")
     token = commands.add_parser(
-        "token", help="manage HTTP bearer tokens",
-        description="Add a bearer token for a user to the tokens file and print it (on stdout).\n\n"
-        "  memory-mcp token add alice --auth-tokens-file ~/.config/memory-mcp/tokens",
+        "token", help="add, list, revoke or rotate HTTP bearer tokens",
+        description="Manage the bearer tokens of the HTTP transports, one user per token. A running server "
+        "sees every change at its next request.\n\n"
+        "  memory-mcp token add alice      # a new token for alice, printed on stdout\n"
+        "  memory-mcp token list           # each token's user and id (never the token itself)\n"
+        "  memory-mcp token revoke alice   # every token of alice (--id ID: only that one)\n"
+        "  memory-mcp token rotate alice   # alice's tokens replaced by one new token, printed\n\n"
+        "The tokens file is --auth-tokens-file or MEMORY_MCP_AUTH_TOKENS_FILE.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    token.add_argument("action", choices=["add"])
-    token.add_argument("token_user", metavar="user_id", help="the user the token acts for")
+    token.add_argument("action", choices=["add", "list", "revoke", "rotate"])
+    token.add_argument("token_user", metavar="user_id", nargs="?", help="the user the token acts for")
+    token.add_argument("--id", dest="token_id", help="revoke: only the token with this id (from token list)")
     token.add_argument("--auth-tokens-file", help="tokens file (default: MEMORY_MCP_AUTH_TOKENS_FILE)")
     reindex = commands.add_parser(
         "reindex", help="rebuild the full-text and vector indexes (re-embedding with another model if asked)",
@@ -62,11 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         "  memory-mcp reindex --embedder-backend ollama --embedder-model nomic-embed-text",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    reindex.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
-    reindex.add_argument("--database-url", help=_DATABASE_URL)
+    _database(reindex)
     reindex.add_argument("--embedder-backend", choices=["local", "openai", "ollama"])
     reindex.add_argument("--embedder-model", help="model name of the backend")
-    reindex.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     export = commands.add_parser(
         "export", help="write every memory version (with history and scopes) as JSON lines",
         description="Write every version of every memory as one JSON object per line.\n\n"
@@ -75,9 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.add_argument("--user", dest="only_user", help="export this user's memories only (default: all users)")
-    export.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
-    export.add_argument("--database-url", help=_DATABASE_URL)
-    export.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _database(export)
     load = commands.add_parser(
         "import", help="import JSON lines written by export (or {user_id, content} lines)",
         description="Import JSON lines: exported records are restored exactly (ids, chains, scopes; those "
@@ -86,9 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     load.add_argument("input", help="JSON lines file ('-' for stdin)")
-    load.add_argument("--db-path", help="SQLite database file (default: in your user data directory)")
-    load.add_argument("--database-url", help=_DATABASE_URL)
-    load.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _database(load)
     migrate = commands.add_parser(
         "migrate", help="copy every memory, with its vector, from one database to another",
         description="Copy every memory version (history, scopes, contexts, provenance and vectors: nothing is "
@@ -100,7 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("source", help="SQLite file or postgresql:// URL to copy from")
     migrate.add_argument("target", help="SQLite file or postgresql:// URL to copy into")
-    migrate.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    migrate.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                         help="how much to log on stderr (default INFO)")
+    inspect_cli.add_commands(commands, _database)
     return parser
 
 
@@ -108,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items()
-        if key not in ("command", "action", "token_user", "output", "only_user", "input", "source", "target")
+        if key not in ("command", "action", "token_user", "token_id", "output", "only_user", "input", "source", "target",
+                       "session_id", *inspect_cli.ARGUMENTS)
         and value is not None
     }
+    if args.command != "serve" and "log_level" not in overrides and "MEMORY_MCP_LOG_LEVEL" not in os.environ:
+        overrides["log_level"] = "WARNING"  # a command's own output is what a person reads; INFO is for servers
     from pydantic import ValidationError
 
     from .errors import MemoryMCPError
@@ -134,25 +164,24 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryMCPError as exc:  # bad configuration or an unreachable database: say so in one line
         print(f"memory-mcp: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        if exc.filename is None:
+            raise
+        print(f"memory-mcp {args.command}: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace, settings: Any) -> int:
     if args.command == "serve":
+        if (busy := _port_in_use(settings)) is not None:
+            print(f"memory-mcp serve: {busy}", file=sys.stderr)
+            return 2
         try:
             serve(settings)
         except KeyboardInterrupt:  # Ctrl-C: the server has shut down cleanly by now
             pass
     elif args.command == "token":
-        if settings.auth_tokens_file is None:
-            print("memory-mcp token: give --auth-tokens-file or set MEMORY_MCP_AUTH_TOKENS_FILE", file=sys.stderr)
-            return 2
-        from .server.auth import add_token
-
-        try:
-            print(add_token(settings.auth_tokens_file, args.token_user))
-        except (ValueError, OSError) as exc:
-            print(f"memory-mcp token: {exc}", file=sys.stderr)
-            return 2
+        return _token(args, settings)
     elif args.command in ("export", "import", "migrate"):
         import asyncio
 
@@ -160,12 +189,55 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 
         run = {"export": transfer_cli.export, "import": transfer_cli.load, "migrate": transfer_cli.migrate}
         return asyncio.run(run[args.command](settings, args))
+    elif args.command in inspect_cli.COMMANDS:
+        import asyncio
+
+        return asyncio.run(inspect_cli.run(settings, args))
     elif args.command == "reindex":
         import asyncio
+
+        if (missing := inspect_cli.existing_database(settings, "reindex")) is not None:
+            print(missing, file=sys.stderr)
+            return 2
 
         counts = asyncio.run(_reindex(settings))
         logging.getLogger("memory_mcp").info("reindexed: %s", counts)
         print(counts, file=sys.stderr)
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Any) -> int:
+    from .server import auth
+
+    path = settings.auth_tokens_file
+    if path is None:
+        print("memory-mcp token: give --auth-tokens-file or set MEMORY_MCP_AUTH_TOKENS_FILE", file=sys.stderr)
+        return 2
+    if args.action != "list" and args.token_user is None:
+        print(f"memory-mcp token {args.action}: name the user, e.g. memory-mcp token {args.action} alice",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.action == "add":
+            print(auth.add_token(path, args.token_user))
+            if (held := sum(user == args.token_user for user, _ in auth.list_tokens(path))) > 1:
+                print(f"note: {args.token_user} now has {held} valid tokens; `memory-mcp token rotate "
+                      f"{args.token_user}` keeps only a new one", file=sys.stderr)
+        elif args.action == "rotate":
+            print(auth.rotate_token(path, args.token_user))
+        elif args.action == "list":
+            for user, token_id in auth.list_tokens(path):
+                print(f"{user}\t{token_id}")
+        else:
+            removed = auth.revoke_tokens(path, args.token_user, args.token_id)
+            which = f"token {args.token_id} of {args.token_user}" if args.token_id else f"tokens of {args.token_user}"
+            if not removed:
+                print(f"memory-mcp token revoke: no {which} in {path}", file=sys.stderr)
+                return 1
+            print(f"revoked {removed} {which.replace('tokens', 'token(s)', 1)}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"memory-mcp token: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -177,6 +249,27 @@ async def _reindex(settings: Any) -> dict[str, int]:
         return await memory.reindex()
     finally:
         await memory.close()
+
+
+def _port_in_use(settings: Any) -> str | None:
+    """Why the HTTP port cannot be listened on, said before the database is opened or the model
+    loaded (else uvicorn finds out only after both), or None."""
+    if settings.transport == "stdio" or not settings.port:
+        return None
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+            probe.bind(address)
+    except OSError as exc:
+        fix = {errno.EADDRINUSE: "stop what uses it or choose another --port",
+               errno.EACCES: "a port below 1024 needs privileges: choose another --port"}.get(
+            exc.errno or 0, "give --host an address of this machine (127.0.0.1 by default)")
+        return f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): {fix}"
+    return None
 
 
 def _check_database(settings: Any) -> None:
@@ -211,7 +304,11 @@ def serve(settings: Any) -> None:
 
     server = build_server(settings)
     if settings.transport == "stdio":
-        server.run("stdio")
+        import anyio
+
+        from .server.stdio import serve_stdio
+
+        anyio.run(serve_stdio, server)
         return
     if settings.host not in _LOOPBACK and settings.auth_tokens_file is None:
         logging.getLogger("memory_mcp").warning(
@@ -223,19 +320,26 @@ def serve(settings: Any) -> None:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
+    import uvicorn
+
+    from .server.limits import ClientLimits
+
     if settings.transport == "http":
-        server.run("streamable-http", host=settings.host, port=settings.port, transport_security=security)
-        return
-    _serve_sse(server, settings, security)
+        app = server.streamable_http_app(transport_security=security, host=settings.host)
+        open_sessions = server.session_manager._server_instances.keys  # sessions end by idling out too
+    else:
+        app = _sse_app(server, settings, security)
+        open_sessions = None
+    limited = ClientLimits(app, max_sessions=settings.max_sessions_per_client,
+                           per_minute=settings.requests_per_minute, open_sessions=open_sessions)
+    uvicorn.run(limited, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
-def _serve_sse(server: Any, settings: Any, security: Any) -> None:
+def _sse_app(server: Any, settings: Any, security: Any) -> Any:
     """SSE, with the engine held open for as long as the process runs: the SDK enters the MCP
     lifespan once per SSE connection, which would otherwise close the engine when the last client
     leaves and load it again for the next one."""
     from contextlib import asynccontextmanager
-
-    import uvicorn
 
     app = server.sse_app(transport_security=security, host=settings.host)
 
@@ -245,7 +349,7 @@ def _serve_sse(server: Any, settings: Any, security: Any) -> None:
             yield
 
     app.router.lifespan_context = engine_for_the_process
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    return app
 
 
 if __name__ == "__main__":

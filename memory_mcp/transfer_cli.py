@@ -25,7 +25,12 @@ def _bar(total: int | None, unit: str) -> tqdm:
 
 
 async def export(settings: Any, args: argparse.Namespace) -> int:
-    memory = await HierarchicalMemory.create(settings)
+    from .inspect_cli import existing_database
+
+    if (missing := existing_database(settings, "export")) is not None:
+        print(missing, file=sys.stderr)
+        return 2
+    memory = await HierarchicalMemory.create(settings, prepare=False)  # exporting embeds nothing
     try:
         stats = await memory.stats(args.only_user)
         with contextlib.ExitStack() as stack:
@@ -69,6 +74,10 @@ async def migrate(settings: Any, args: argparse.Namespace) -> int:
             return make_store(MemoryConfig(database_url=where))
         return make_store(MemoryConfig(db_path=os.path.expanduser(where)))
 
+    for where in (args.source, args.target):
+        if "://" in where and not where.startswith(("postgresql://", "postgres://")):
+            print(f"memory-mcp migrate: {where} is neither a SQLite file nor a postgresql:// URL", file=sys.stderr)
+            return 2
     if not args.source.startswith(("postgresql://", "postgres://")) and not os.path.isfile(
         os.path.expanduser(args.source)
     ):

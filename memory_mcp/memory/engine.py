@@ -51,11 +51,14 @@ class HierarchicalMemory:
         embedder: Embedder | None = None,
         cache: MemoryCache | None = None,
         reembed: bool = False,
+        prepare: bool = True,
     ) -> HierarchicalMemory:
         """Open (or create) the memory database of ``config`` and return the engine.
 
         An embedder other than the one the database was built with is refused, unless ``reembed``
         is true: then every memory is embedded again with the new one (as ``memory-mcp reindex``).
+        ``prepare=False`` opens the database only: the embedder is loaded and checked at its first
+        use (listing, exporting or forgetting needs none).
         """
         # The composition root is the one place that turns a configuration into adapters.
         from ..compose import assemble
@@ -69,9 +72,9 @@ class HierarchicalMemory:
         try:
             async with parts.store.reading() as db:
                 parts.cache_seq = await db.last_change()
-            if parts.config.background_embedding:
+            if prepare and parts.config.background_embedding:
                 parts.background = asyncio.create_task(embedding.prepare_in_background(parts))
-            else:
+            elif prepare:
                 await embedding.prepare_vectors(parts)
         except BaseException:
             await parts.store.close()
@@ -140,7 +143,7 @@ class HierarchicalMemory:
 
     @property
     def semantic_status(self) -> str:
-        """'ready', 'loading', or 'failed: <why>': what a full-text-only answer should say."""
+        """'ready', 'loading', 'waiting: <why>' or 'failed: <why>': what a text-only answer says."""
         return embedding.status(self._parts)
 
     async def wait_until_ready(self) -> None:
