@@ -8,7 +8,11 @@ what the SDK's own code (``Message``, ``Stream``, ``MessageStream``) made of the
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,3 +224,29 @@ def test_stored_text_cannot_break_out_of_the_injected_block(
     assert client.messages.create(**say(hostile)).content[0].text == "Ok."
     assert_fenced(fake.system_text(), hostile)
     assert client.memory.stats()["total"] == 1
+
+
+# -- the README's example -------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "claude_with_memory.py"
+
+
+def test_readme_shows_the_anthropic_one_liner_and_its_runnable_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert 'client = with_memory(Anthropic(), user_id="alice")' in readme
+    assert "[examples/claude_with_memory.py](examples/claude_with_memory.py)" in readme
+
+
+@pytest.mark.slow
+def test_the_example_streams_the_answers_and_remembers(fake: FakeAnthropic, tmp_path: Path) -> None:
+    fake.script(Reply("Python it is." + block(fact(PREFERENCE, category="preference")), chunk_size=4),
+                Reply("Use Python, as you prefer.", chunk_size=4))
+    env = {**os.environ, "ANTHROPIC_BASE_URL": fake.base_url, "ANTHROPIC_API_KEY": "test-key", "MODEL": "local-model",
+           "MEMORY_MCP_DB_PATH": str(tmp_path / "example.db")}
+    run = subprocess.run([sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Python it is.\n" in run.stdout and "Use Python, as you prefer.\n" in run.stdout
+    assert "<memory>" not in run.stdout and f"  [preference] {PREFERENCE}" in run.stdout
+    assert [r["model"] for r in fake.requests] == ["local-model", "local-model"]
+    assert [m["content"] for m in memories_in(fake.system_text(1))] == [PREFERENCE]
