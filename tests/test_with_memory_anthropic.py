@@ -162,6 +162,21 @@ def test_a_text_block_holding_only_the_block_is_removed_and_later_blocks_keep_th
     assert [m.content for m in client.memory.get_all()] == ["User lives in Oslo"]
 
 
+@pytest.mark.parametrize("answer", ["Write the tag as <mem", "Close it with ``", "Trailing space  \n"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_text_held_back_as_a_possible_block_is_released_when_the_block_never_comes(
+    wrap: Callable[..., Any], fake: FakeAnthropic, answer: str, chunk_size: int
+) -> None:
+    client = wrap()
+    fake.script(Reply(answer, chunk_size=chunk_size), Reply(answer, chunk_size=chunk_size))
+    with client.messages.stream(**say("Show me")) as stream:
+        shown = list(stream.text_stream)
+        final = stream.get_final_message()
+    raw = client.messages.create(**say("Show me"), stream=True)
+    assert "".join(shown) == answer and final.content[0].text == answer
+    assert "".join(e.delta.text for e in raw if e.type == "content_block_delta") == answer
+
+
 def test_a_stream_abandoned_before_its_end_stores_nothing(wrap: Callable[..., Any], fake: FakeAnthropic) -> None:
     client = wrap()
     fake.script(Reply("Okay." + block(fact("User likes kites")), chunk_size=3))

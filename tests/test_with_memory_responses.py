@@ -150,6 +150,21 @@ def test_responses_stream_events_and_final_response_show_the_answer_without_the_
     assert [m.content for m in client.memory.get_all()] == ["User moved to Berlin"]
 
 
+@pytest.mark.parametrize("answer", ["Write the tag as <mem", "Close it with ``", "Trailing space  \n"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_text_held_back_as_a_possible_block_is_released_when_the_block_never_comes(
+    wrap: Callable[..., Any], fake: FakeOpenAI, answer: str, chunk_size: int
+) -> None:
+    client = wrap()
+    fake.script(Reply(answer, chunk_size=chunk_size))
+    with client.responses.stream(model=MODEL, input="Show me") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    shown = [e for e in events if e.type == "response.output_text.delta"]
+    assert "".join(e.delta for e in shown) == answer and shown[-1].snapshot == answer
+    assert final.output_text == answer
+
+
 def test_a_stream_abandoned_before_its_end_stores_nothing(wrap: Callable[..., Any], fake: FakeOpenAI) -> None:
     client = wrap()
     fake.script(Reply("Okay." + block(fact("User likes kites")), chunk_size=3))
