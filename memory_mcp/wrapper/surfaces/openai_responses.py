@@ -51,7 +51,8 @@ class Responses:
 
 class ResponsesEditor:
     """Edits ``ResponseStreamEvent``s in place. Every event is passed on (an empty delta while
-    text is held back), so the events' ``sequence_number``s stay as the server sent them."""
+    text is held back), so the events' ``sequence_number``s stay as the server sent them; text
+    released at a part's end comes in a copy of its last delta, with that delta's number."""
 
     def __init__(self) -> None:
         self.response_id: str | None = None
