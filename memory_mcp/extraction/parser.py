@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +59,18 @@ class ParsedAnswer:
     memories: list[ExtractedMemory] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     blocks: int = 0
+
+
+def combine(answers: Iterable[ParsedAnswer]) -> ParsedAnswer | None:
+    """One answer from the parsed pieces of an answer written in several parts (an Anthropic
+    message's text blocks, a Responses output's text parts), in order; None when there are none."""
+    answers = list(answers)
+    if not answers:
+        return None
+    return ParsedAnswer(
+        "".join(a.text for a in answers), [m for a in answers for m in a.memories],
+        [p for a in answers for p in a.problems], sum(a.blocks for a in answers),
+    )
 
 
 def parse_answer(answer: str) -> ParsedAnswer:

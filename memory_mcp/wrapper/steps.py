@@ -1,4 +1,4 @@
-"""The memory steps around one chat call: inject before it, store after it.
+"""The memory steps around one model call, whatever its surface: recall before it, store after it.
 
 Both run as coroutines on the engine's own loop, whichever kind of client (sync or async) made
 the call. A failure of memory never fails the user's call: it is logged and the call goes on
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,16 +19,16 @@ from ..extraction.template import EXTRACTION_INSTRUCTION, render_memory_context
 from ..memory.engine import HierarchicalMemory
 from ..memory.models import Memory
 from ..memory.scope import Position
-from .conversation import last_user_text, with_system_note
 
 log = logging.getLogger("memory_mcp.wrapper")
 
 
 @dataclass
-class Prepared:
-    """The messages to send, and the short labels the model saw mapped back to memory ids."""
+class Recalled:
+    """The note for the model (the extraction instruction and the recalled memories), and the
+    short labels the model saw mapped back to memory ids."""
 
-    messages: list[Any]
+    note: str
     labels: dict[str, str] = field(default_factory=dict)
     injected: list[Memory] = field(default_factory=list)
 
@@ -38,9 +38,8 @@ def ids(at: Position) -> dict[str, str | None]:
     return {"user_id": at.user_id, "session_id": at.session_id, "agent_id": at.agent_id}
 
 
-async def prepare(engine: HierarchicalMemory, at: Position, messages: Sequence[Any], top_k: int) -> Prepared:
-    """Recall what is relevant to the user's last message and add it, with the instruction."""
-    query = last_user_text(messages)
+async def recall(engine: HierarchicalMemory, at: Position, query: str, top_k: int) -> Recalled:
+    """Recall what is relevant to ``query`` (the user's last words) and write the note to add."""
     memories: list[Memory] = []
     if query and top_k > 0:
         try:
@@ -50,9 +49,7 @@ async def prepare(engine: HierarchicalMemory, at: Position, messages: Sequence[A
     labels = [f"m{index}" for index in range(1, len(memories) + 1)]
     context = render_memory_context(memories, labels)
     note = EXTRACTION_INSTRUCTION + (f"\n\n{context}" if context else "")
-    return Prepared(
-        with_system_note(messages, note), dict(zip(labels, (m.id for m in memories), strict=True)), memories
-    )
+    return Recalled(note, dict(zip(labels, (m.id for m in memories), strict=True)), memories)
 
 
 async def store(

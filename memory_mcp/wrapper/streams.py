@@ -1,89 +1,93 @@
-"""Streamed answers with the ``<memory>`` block held back.
+"""Streamed answers with the ``<memory>`` block held back, for every surface.
 
-Each chunk is the client's own chunk object, passed on as it arrives with its text delta edited:
-visible text streams at once, a block (and anything that may be the start of one) is held back,
-and when a choice finishes, the whole answer is parsed and handed to ``on_end`` for storage.
+The client's stream is wrapped and each event passed on as it arrives, edited by the surface's
+:class:`StreamEditor`: visible text streams at once, a block (and anything that may be the start
+of one) is held back, and when the stream ends the whole answer is parsed and handed to ``on_end``
+for storage. The events stay the client's own objects, so the SDKs' stream helpers
+(``messages.stream(...)``, ``responses.stream(...)``) can read an edited stream in place of theirs.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
+from typing import Any, Protocol
 
-from ..extraction.parser import ParsedAnswer, StreamingAnswer
-from .conversation import field, set_field
+from ..extraction.parser import ParsedAnswer, StreamingAnswer, combine
+
+OnEnd = Callable[[ParsedAnswer, "str | None"], None]
 
 
-class _Editor:
-    """The chunk editing shared by the sync and async streams."""
+class StreamEditor(Protocol):
+    """How one surface's stream events carry text, and how to edit them."""
+
+    response_id: str | None  # the id of the answer, once an event has told it
+
+    def edit(self, event: Any) -> Iterable[Any]:
+        """The events to pass on for ``event``: usually itself with its text edited; none while
+        it only holds back, more when it releases what was held back."""
+
+    def finish(self) -> tuple[list[Any], ParsedAnswer | None]:
+        """The stream has ended: the events still to pass on (text held back from a stream cut
+        off), and the answer to store."""
+
+
+class HeldText:
+    """The text of each segment of a streamed answer (a choice, a content block, an output part),
+    keyed as the surface chooses, filtered through :class:`StreamingAnswer`."""
 
     def __init__(self) -> None:
-        self._answers: dict[int, StreamingAnswer] = {}
-        self._parsed: dict[int, ParsedAnswer] = {}
-        self._last_with_choices: Any = None
+        self._answers: dict[Hashable, StreamingAnswer] = {}
+        self._parsed: dict[Hashable, ParsedAnswer] = {}
 
-    def edit(self, chunk: Any) -> None:
-        choices = field(chunk, "choices") or []
-        if choices:
-            self._last_with_choices = chunk
-        for choice in choices:
-            index = field(choice, "index") or 0
-            delta = field(choice, "delta")
-            text = field(delta, "content") if delta is not None else None
-            if not isinstance(text, str) and not field(choice, "finish_reason"):
-                continue
-            answer = self._answers.setdefault(index, StreamingAnswer())
-            shown = answer.feed(text) if isinstance(text, str) else ""
-            if field(choice, "finish_reason") and index not in self._parsed:
-                rest, self._parsed[index] = answer.finish()
-                shown += rest
-            if delta is not None and (isinstance(text, str) or shown):
-                set_field(delta, "content", shown)
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._answers
 
-    def tail(self) -> Any:
-        """A last chunk with the text still held back, for a stream that ended without finishing
-        a choice (cut off); None when nothing is left."""
-        rests = {}
-        for index, answer in self._answers.items():
-            if index not in self._parsed:
-                rests[index], self._parsed[index] = answer.finish()
-        rests = {index: rest for index, rest in rests.items() if rest}
-        if not rests or self._last_with_choices is None:
-            return None
-        chunk = copy.deepcopy(self._last_with_choices)
-        kept = [c for c in field(chunk, "choices") if (field(c, "index") or 0) in rests]
-        for choice in kept:
-            set_field(field(choice, "delta"), "content", rests[field(choice, "index") or 0])
-            set_field(choice, "finish_reason", None)
-        set_field(chunk, "choices", kept)
-        return chunk if kept else None
+    def open(self, key: Hashable) -> None:
+        self._answers.setdefault(key, StreamingAnswer())
 
-    def end(self, on_end: Callable[[ParsedAnswer], None]) -> Any:
-        """The stream is over: hand the first choice's whole answer to ``on_end``; return the last
-        chunk to pass on (see :meth:`tail`), if any."""
-        tail = self.tail()
-        parsed = self._parsed.get(0) or next(iter(self._parsed.values()), None)
-        if parsed is not None:
-            on_end(parsed)
-        return tail
+    def feed(self, key: Hashable, text: str) -> str:
+        """The part of ``text`` that may be shown now."""
+        return self._answers.setdefault(key, StreamingAnswer()).feed(text)
+
+    def close(self, key: Hashable) -> str:
+        """The segment is complete: the text not shown yet (its parse is kept)."""
+        if key in self._parsed:
+            return ""
+        rest, self._parsed[key] = self._answers.setdefault(key, StreamingAnswer()).finish()
+        return rest
+
+    def closed(self, key: Hashable) -> bool:
+        return key in self._parsed
+
+    def parsed(self, key: Hashable) -> ParsedAnswer | None:
+        return self._parsed.get(key)
+
+    def close_all(self) -> dict[Hashable, str]:
+        """Close every open segment; the text each still held back, where it held some."""
+        rests = {key: self.close(key) for key in list(self._answers) if key not in self._parsed}
+        return {key: rest for key, rest in rests.items() if rest}
+
+    def whole(self) -> ParsedAnswer | None:
+        """All segments as one answer, in the order they began."""
+        return combine(self._parsed[key] for key in self._answers if key in self._parsed)
 
 
 class MemoryStream:
-    """Wraps the client's stream (``Stream[ChatCompletionChunk]``); everything else is delegated."""
+    """Wraps the client's stream (``Stream[...]``); everything else is delegated to it."""
 
-    def __init__(self, stream: Any, on_end: Callable[[ParsedAnswer], None]) -> None:
+    def __init__(self, stream: Any, editor: StreamEditor, on_end: OnEnd) -> None:
         self._stream = stream
+        self._editor = editor
         self._on_end = on_end
-        self._editor = _Editor()
-        self._iterator = self._chunks()
+        self._iterator = self._events()
 
-    def _chunks(self) -> Iterator[Any]:
-        for chunk in self._stream:
-            self._editor.edit(chunk)
-            yield chunk
-        if (tail := self._editor.end(self._on_end)) is not None:
-            yield tail
+    def _events(self) -> Iterator[Any]:
+        for event in self._stream:
+            yield from self._editor.edit(event)
+        rest, parsed = self._editor.finish()
+        if parsed is not None:
+            self._on_end(parsed, self._editor.response_id)
+        yield from rest
 
     def __iter__(self) -> Iterator[Any]:
         return self._iterator
@@ -108,20 +112,23 @@ class MemoryStream:
 
 
 class AsyncMemoryStream:
-    """Wraps the async client's stream (``AsyncStream[ChatCompletionChunk]``)."""
+    """Wraps the async client's stream (``AsyncStream[...]``)."""
 
-    def __init__(self, stream: Any, on_end: Callable[[ParsedAnswer], None]) -> None:
+    def __init__(self, stream: Any, editor: StreamEditor, on_end: OnEnd) -> None:
         self._stream = stream
+        self._editor = editor
         self._on_end = on_end
-        self._editor = _Editor()
-        self._iterator = self._chunks()
+        self._iterator = self._events()
 
-    async def _chunks(self) -> AsyncIterator[Any]:
-        async for chunk in self._stream:
-            self._editor.edit(chunk)
-            yield chunk
-        if (tail := self._editor.end(self._on_end)) is not None:
-            yield tail
+    async def _events(self) -> AsyncIterator[Any]:
+        async for event in self._stream:
+            for edited in self._editor.edit(event):
+                yield edited
+        rest, parsed = self._editor.finish()
+        if parsed is not None:
+            self._on_end(parsed, self._editor.response_id)
+        for edited in rest:
+            yield edited
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterator
