@@ -137,6 +137,7 @@ class OnnxEmbedder:
             (tokens,) = session.run(
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+                _shrinking(),
             )
             weights = mask[:, :, None].astype(np.float32)
             pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
@@ -185,3 +186,19 @@ def _load_model(threads: int) -> tuple[Any, Any]:
     tokenizer.no_padding()
     log.info("loaded embedding model %s (ONNX int8, %d threads)", MODEL_NAME, threads)
     return session, tokenizer
+
+
+_run_options: Any = None
+
+
+def _shrinking() -> Any:
+    """Run options that give the memory arena back after each run. ONNX Runtime keeps whatever its
+    arena grew to: one batch of long texts (32 x 256 tokens) left the process at 1.1 GB for good,
+    against about 0.3 GB with this."""
+    global _run_options
+    if _run_options is None:
+        import onnxruntime
+
+        _run_options = onnxruntime.RunOptions()
+        _run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return _run_options

@@ -1,6 +1,7 @@
-"""Fair shares of an HTTP server: each client (a bearer token; without tokens, an address) may hold
-a bounded number of open MCP sessions and send a bounded rate of requests. Without this one client,
-with one valid token, can open the SDK's 10,000 sessions and lock every other user out. What is over
+"""Fair shares of an HTTP server: each client (a bearer token; without tokens, an address other
+than this machine's own) may hold a bounded number of open MCP sessions and send a bounded rate of
+requests. Without this one client, with one valid token, can open the SDK's 10,000 sessions and
+lock every other user out. What is over
 its share gets ``429 Too Many Requests`` with a JSON-RPC error saying which limit and what to do,
 and a ``Retry-After`` when waiting helps.
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import mcp_types as types
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _MAX_CLIENTS = 10_000  # clients remembered at once; the least recently seen are forgotten first
 
 
@@ -52,6 +54,9 @@ class ClientLimits:
             await self.app(scope, receive, send)
             return
         key = _client_key(scope)
+        if key is None:  # this machine's own user, without tokens: as on stdio, not a stranger to bound
+            await self.app(scope, receive, send)
+            return
         client = self._client(key)
         if self.per_minute and not self._take(client):
             wait = math.ceil((1 - client.tokens) * 60 / self.per_minute)
@@ -111,13 +116,17 @@ class ClientLimits:
         return len(client.sessions) + client.streams
 
 
-def _client_key(scope: Any) -> str:
-    """Who is asking: the bearer token (as its digest) when there is one, else the address."""
+def _client_key(scope: Any) -> str | None:
+    """Who is asking: the bearer token (as its digest) when there is one, else the address; None
+    for a loopback address without a token. Without tokens every local caller may read and change
+    every memory anyway; they are one person's programs, which a share per address would only
+    make wait on one another."""
     for name, value in scope.get("headers") or []:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             return "token:" + hashlib.sha256(value[7:].strip()).hexdigest()
     client = scope.get("client")
-    return f"address:{client[0] if client else 'unknown'}"
+    address = client[0] if client else "unknown"
+    return None if address in _LOOPBACK else f"address:{address}"
 
 
 async def _refuse(send: Any, message: str, retry_after: int | None = None) -> None:

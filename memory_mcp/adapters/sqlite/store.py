@@ -121,7 +121,14 @@ class SQLiteMemoryStore:
             if self.db_path.is_dir():
                 raise sqlite3.OperationalError("it is a directory")
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(self.db_path, isolation_level=None)
+            connecting = aiosqlite.connect(self.db_path, isolation_level=None)
+            try:
+                conn = await connecting
+            except BaseException:
+                # aiosqlite stops its thread after a failed connect without waiting; if the event
+                # loop ends first, that thread dies printing a traceback: wait for it here.
+                await asyncio.to_thread(connecting._thread.join, 10)
+                raise
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
