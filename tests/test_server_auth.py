@@ -128,6 +128,8 @@ def test_token_command_needs_a_file_and_a_plain_user_id(tmp_path: Path) -> None:
     spaced = subprocess.run([sys.executable, "-m", "memory_mcp", "token", "add", "al ice", "--auth-tokens-file",
                              str(tmp_path / "t")], capture_output=True, text=True, timeout=120)
     assert spaced.returncode != 0 and "without spaces" in spaced.stderr and "Traceback" not in spaced.stderr
+    first, second = (_token_cli(tmp_path / "t2", "add", "alice") for _ in range(2))
+    assert first.stderr == "" and "alice now has 2 valid tokens" in second.stderr  # not silently a second one
 
 
 def test_binding_beyond_loopback_without_auth_warns_and_with_auth_does_not(tmp_path: Path, servers: Servers) -> None:
@@ -189,6 +191,11 @@ def test_token_changes_take_effect_at_the_next_request(tmp_path: Path, servers: 
     assert (status(new_alice), status(rotated.stdout.strip())) == (401, 200)
     assert tokens.read_text().startswith("# the team's tokens\n")  # the file's comments are kept
     assert oct(tokens.stat().st_mode & 0o777) == "0o600"
+    kept = tokens.read_text()
+    tokens.unlink()  # no tokens file: no token is valid any more (fail closed)
+    assert status(rotated.stdout.strip()) == 401
+    tokens.write_text(kept)
+    assert status(rotated.stdout.strip()) == 200
 
 
 def test_one_token_cannot_lock_the_others_out(tmp_path: Path, servers: Servers) -> None:

@@ -59,8 +59,10 @@ class TokenFile:
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
             self._load()
-        except OSError as exc:  # the file went away: keep the tokens known so far
-            log.warning("auth: cannot read %s (%s); using the tokens read before", self.path, exc)
+        except OSError as exc:  # the file went away or cannot be read: no token is valid (fail closed)
+            if self._users:
+                log.warning("auth: cannot read %s (%s); refusing every token until it can be read", self.path, exc)
+            self._users, self._read = {}, None
         user_id = self._users.get(_digest(token))
         if user_id is None:
             return None
