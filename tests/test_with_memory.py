@@ -21,7 +21,7 @@ import pytest
 from fake_openai import FakeOpenAI, FakeOpenAIServer, Reply
 from openai import AsyncOpenAI, OpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from wrapper_support import HOSTILE, PREFERENCE, assert_fenced, block, engine, fact, memories_in
+from wrapper_support import HOSTILE, PREFERENCE, assert_fenced, block, engine, fact, memories_in, wrapper
 
 from memory_mcp import (
     InvalidArgumentError,
@@ -43,13 +43,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def wrap(fake: FakeOpenAI, engine: SyncHierarchicalMemory) -> Callable[..., Any]:
-    """``wrap(user_id=..., ...)``: a wrapped real OpenAI client talking to the fake server."""
-
-    def _wrap(client_class: type = OpenAI, **options: Any) -> Any:
-        client = client_class(base_url=fake.base_url, api_key="test-key", max_retries=0)
-        return with_memory(client, memory=engine, **{"user_id": "alice", **options})
-
-    return _wrap
+    return wrapper(fake.base_url, engine, OpenAI)
 
 
 def ask(client: Any, text: str, **kwargs: Any) -> Any:

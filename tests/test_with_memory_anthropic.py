@@ -20,9 +20,19 @@ from anthropic import Anthropic, AsyncAnthropic
 from anthropic.types import Message, RawContentBlockDeltaEvent
 from fake_anthropic import FakeAnthropic, FakeAnthropicServer
 from fake_openai import Reply
-from wrapper_support import CHUNK_SIZES, HOSTILE, PREFERENCE, assert_fenced, block, engine, fact, memories_in
+from wrapper_support import (
+    CHUNK_SIZES,
+    HOSTILE,
+    PREFERENCE,
+    assert_fenced,
+    block,
+    engine,
+    fact,
+    memories_in,
+    wrapper,
+)
 
-from memory_mcp import SyncHierarchicalMemory, with_memory
+from memory_mcp import SyncHierarchicalMemory
 
 __all__ = ["engine"]  # a fixture, used by name
 
@@ -40,11 +50,7 @@ def fake() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture
 def wrap(fake: FakeAnthropic, engine: SyncHierarchicalMemory) -> Callable[..., Any]:
-    def _wrap(client_class: type = Anthropic, **options: Any) -> Any:
-        client = client_class(base_url=fake.base_url, api_key="test-key", max_retries=0)
-        return with_memory(client, memory=engine, **{"user_id": "alice", **options})
-
-    return _wrap
+    return wrapper(fake.base_url, engine, Anthropic)
 
 
 def say(text: str, **kwargs: Any) -> dict[str, Any]:

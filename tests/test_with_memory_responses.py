@@ -16,9 +16,19 @@ import pytest
 from fake_openai import FakeOpenAI, FakeOpenAIServer, Reply
 from openai import AsyncOpenAI, OpenAI
 from openai.types.responses import Response
-from wrapper_support import CHUNK_SIZES, HOSTILE, PREFERENCE, assert_fenced, block, engine, fact, memories_in
+from wrapper_support import (
+    CHUNK_SIZES,
+    HOSTILE,
+    PREFERENCE,
+    assert_fenced,
+    block,
+    engine,
+    fact,
+    memories_in,
+    wrapper,
+)
 
-from memory_mcp import SyncHierarchicalMemory, with_memory
+from memory_mcp import SyncHierarchicalMemory
 
 __all__ = ["engine"]  # a fixture, used by name
 
@@ -36,11 +46,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def wrap(fake: FakeOpenAI, engine: SyncHierarchicalMemory) -> Callable[..., Any]:
-    def _wrap(client_class: type = OpenAI, **options: Any) -> Any:
-        client = client_class(base_url=fake.base_url, api_key="test-key", max_retries=0)
-        return with_memory(client, memory=engine, **{"user_id": "alice", **options})
-
-    return _wrap
+    return wrapper(fake.base_url, engine, OpenAI)
 
 
 def texts_of(output: Any) -> list[str]:

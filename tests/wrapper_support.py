@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import _SharedEmbedder
 
-from memory_mcp import MemoryConfig, SyncHierarchicalMemory
+from memory_mcp import MemoryConfig, SyncHierarchicalMemory, with_memory
 from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
 
 PREFERENCE = "User prefers Python for backend work"
@@ -51,3 +51,14 @@ def engine(db_path: Path, embedder: OnnxEmbedder) -> Iterator[SyncHierarchicalMe
     memory = SyncHierarchicalMemory(MemoryConfig(db_path=db_path), embedder=_SharedEmbedder(embedder))
     yield memory
     memory.close()
+
+
+def wrapper(base_url: str, engine: SyncHierarchicalMemory, default_class: type) -> Callable[..., Any]:
+    """``wrap(client_class=..., user_id=..., ...)``: a real client of ``client_class`` talking to the
+    local server at ``base_url``, wrapped with memory on ``engine`` (alice's by default)."""
+
+    def wrap(client_class: type = default_class, **options: Any) -> Any:
+        client = client_class(base_url=base_url, api_key="test-key", max_retries=0)
+        return with_memory(client, memory=engine, **{"user_id": "alice", **options})
+
+    return wrap
