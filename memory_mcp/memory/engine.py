@@ -209,11 +209,8 @@ class HierarchicalMemory:
         return await self.add_many(writing.conversation_items(self._parts, turns, window, shared))
 
     async def used_keys(self, user_id: str, keys: Iterable[str]) -> dict[str, Memory]:
-        """Those of these idempotency keys that the user's writes have used, each with the memory
-        it stands for (a write with one of them stores nothing again)."""
-        position = validation.position(user_id)
-        checked = [validation.check_id(key, "idempotency_key") for key in keys]
-        return await writing.idempotent_many(self._parts, position.user_id, checked)
+        """Those of these idempotency keys the user's writes used, each with the memory it stands for."""
+        return await writing.idempotent_many(self._parts, validation.position(user_id).user_id, list(keys))
 
     async def supersede(
         self,

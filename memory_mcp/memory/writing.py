@@ -246,6 +246,7 @@ async def idempotent(parts: Parts, user_id: str, idempotency_key: str) -> Memory
 
 async def idempotent_many(parts: Parts, user_id: str, keys: Sequence[str]) -> dict[str, Memory]:
     """What first calls with these keys stored for this user, by key (those that were used)."""
+    keys = [validation.check_id(key, "idempotency_key") for key in keys]
     found: dict[str, Memory] = {}
     async with parts.store.reading() as db:
         user_key = await db.user_key(user_id)
