@@ -46,7 +46,7 @@ async def test_a_chatgpt_archive_is_imported_as_it_came_and_again_adds_nothing(t
     done = _cli(str(archive), "--user-id", "me", "--db-path", str(db))
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == ("imported 12, repeated 1, already present 0, refused 0 "
-                                   "(read 3 conversations (13 messages))")  # no bar, no log when piped
+                                   "(read 3 conversations, 13 messages)")  # no bar, no log when piped
     assert set(TRIP_BRANCH) <= {m.content for m in await _stored(db)}
     again = _cli("--format", "chatgpt", str(archive), "--user-id", "me", "--db-path", str(db))
     assert again.returncode == 0 and "imported 0, repeated 0, already present 13" in again.stderr
@@ -59,7 +59,7 @@ def test_damaged_records_are_named_and_the_exit_code_says_so(tmp_path: Path) -> 
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "record 2: expected a conversation object, got str",
-        "imported 10, repeated 0, already present 0, refused 1 (read 3 conversations (10 messages))",
+        "imported 10, repeated 0, already present 0, refused 1 (read 3 conversations, 10 messages)",
     ]
 
 
@@ -101,7 +101,7 @@ async def test_extract_distils_each_conversation_with_one_model_call_and_not_aga
         done = _cli(str(path), "--extract", "--extract-model", "test-model", "--user-id", "me", "--db-path", str(db),
                     env=env)
         assert done.returncode == 0, done.stderr
-        assert "imported 2," in done.stderr and "1 model calls, 1 facts about one conversation only left out" in done.stderr
+        assert "imported 2," in done.stderr and "1 model call, 1 fact about one conversation only left out" in done.stderr
         (request,) = fake.requests
         assert request["model"] == "test-model"
         system, user = request["messages"]

@@ -42,13 +42,16 @@ class ImportReport:
 
     def summary(self) -> str:
         """One line for people: what was read and what became of it."""
-        read = {
-            "jsonl": f"{self.records} lines",
-            "server-memory": f"{self.records} lines",
-            "mem0": f"{self.records} Mem0 memories",
-        }.get(self.format, f"{self.records} conversations ({self.messages} messages)")
+        read = {"jsonl": _count(self.records, "line"), "server-memory": _count(self.records, "line"),
+                "mem0": _count(self.records, "Mem0 memory", "Mem0 memories")}.get(
+            self.format, f"{_count(self.records, 'conversation')}, {_count(self.messages, 'message')}")
         said = (f"imported {self.stored}, repeated {self.repeated}, already present {self.already_present}, "
                 f"refused {self.refused} (read {read}")
         if self.model_calls:
-            said += f"; {self.model_calls} model calls, {self.left_out} facts about one conversation only left out"
+            said += (f"; {_count(self.model_calls, 'model call')}, {_count(self.left_out, 'fact')} about one "
+                     "conversation only left out")
         return said + ")"
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
