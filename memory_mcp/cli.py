@@ -106,13 +106,29 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--user", dest="only_user", help="export this user's memories only (default: all users)")
     _database(export)
     load = commands.add_parser(
-        "import", help="import JSON lines written by export (or {user_id, content} lines)",
-        description="Import JSON lines: exported records are restored exactly (ids, chains, scopes; those "
-        "already present are skipped), lines without an id are remembered as new memories. Bad lines "
-        "are reported with their numbers and the rest is imported.\n\n  memory-mcp import memories.jsonl",
+        "import", help="import history: a ChatGPT or Claude export, a server-memory or Mem0 export, or JSON lines",
+        description="Import a person's history, keeping its times and sources. Conversations are stored message by "
+        "message (each dated when it was said, with its neighbours as context), or with --extract distilled into "
+        "facts by a model. Re-running an import stores nothing twice; bad records are reported with their numbers "
+        "and the rest is imported.\n\n"
+        "  memory-mcp import conversations.json                 # the format is detected\n"
+        "  memory-mcp import --format chatgpt chatgpt-export.zip --user-id me\n"
+        "  memory-mcp import --format claude conversations.json --extract --extract-model gpt-4o-mini\n"
+        "  memory-mcp import --format server-memory memory.json\n"
+        "  memory-mcp import --format mem0 mem0-memories.json\n"
+        "  memory-mcp import memories.jsonl                     # written by memory-mcp export",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument("input", help="JSON lines file ('-' for stdin)")
+    load.add_argument("input", help="the export file ('-' for stdin); a ChatGPT or Claude zip archive as it came")
+    load.add_argument("--format", choices=["chatgpt", "claude", "server-memory", "mem0", "jsonl"],
+                      help="what the file is (default: detected)")
+    load.add_argument("--user-id", help="whose memories they become (default: your login name); a Mem0 memory "
+                      "naming its user keeps it, and JSON lines keep theirs")
+    load.add_argument("--extract", action="store_true",
+                      help="distil each conversation into facts with a model instead of storing every message")
+    load.add_argument("--extract-model", help="--extract: the chat model (MEMORY_MCP_EXTRACT_MODEL)")
+    load.add_argument("--extract-base-url", help="--extract: OpenAI-compatible API base URL "
+                      "(MEMORY_MCP_EXTRACT_BASE_URL; default MEMORY_MCP_OPENAI_BASE_URL)")
     _database(load)
     migrate = commands.add_parser(
         "migrate", help="copy every memory, with its vector, from one database to another",
@@ -136,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items()
         if key not in ("command", "action", "token_user", "token_id", "output", "only_user", "input", "source", "target",
-                       "session_id", *inspect_cli.ARGUMENTS)
+                       "format", "extract", "extract_model", "extract_base_url", "session_id", *inspect_cli.ARGUMENTS)
         and value is not None
     }
     if args.command != "serve" and "log_level" not in overrides and "MEMORY_MCP_LOG_LEVEL" not in os.environ:

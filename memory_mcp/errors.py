@@ -63,3 +63,11 @@ class EmbedderError(MemoryMCPError):
 
 class StorageError(MemoryMCPError):
     """The database could not be reached, opened or set up (the message says why and what to do)."""
+
+
+class ImportSourceError(MemoryMCPError):
+    """A file to import could not be opened, or its format could not be told (the message says how to fix it)."""
+
+
+class ExtractionError(MemoryMCPError):
+    """The model that distills imported conversations into facts could not be reached or answered badly."""

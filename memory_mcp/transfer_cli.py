@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -21,7 +20,8 @@ def _bar(total: int | None, unit: str) -> tqdm:
         return tqdm(disable=True)
     size = os.get_terminal_size(sys.stderr.fileno())  # a terminal of unknown size says 0 x 0,
     # which tqdm takes as no room at all and shows nothing
-    return tqdm(total=total, unit=unit, file=sys.stderr, ncols=size.columns or 80, nrows=size.lines or 24)
+    return tqdm(total=total, unit=unit, unit_scale=unit == "B", file=sys.stderr, ncols=size.columns or 80,
+                nrows=size.lines or 24)
 
 
 async def export(settings: Any, args: argparse.Namespace) -> int:
@@ -44,24 +44,51 @@ async def export(settings: Any, args: argparse.Namespace) -> int:
 
 
 async def load(settings: Any, args: argparse.Namespace) -> int:
-    source: TextIO = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
-    total = None  # a pipe can be read once only; a regular file is counted first for the bar
-    if args.input != "-" and os.path.isfile(args.input) and sys.stderr.isatty():
-        with open(args.input, encoding="utf-8") as counting:
-            total = sum(1 for line in counting if line.strip())
-    memory = await HierarchicalMemory.create(settings)
+    from pydantic import ValidationError
+
+    from .errors import ExtractionError, ImportSourceError
+    from .importers import ExtractionSettings, extractor_from, import_source, open_export
+
+    # The file first: one that cannot be read, or whose format cannot be told, is one line before
+    # any database is opened.
+    source, format = open_export(args.input, args.format)
+    extractor = None
     try:
-        with source, _bar(total, "line") as bar:
-            report = await memory.import_jsonl(_lines(source), progress=bar.update)
+        if args.extract:
+            if format not in ("chatgpt", "claude"):
+                raise ImportSourceError(f"--extract distils conversations: it applies to ChatGPT and Claude exports, "
+                                        f"not to {format}")
+            given = {"model": args.extract_model, "base_url": args.extract_base_url}
+            try:
+                wanted = ExtractionSettings(**{k: v for k, v in given.items() if v is not None})
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                raise ExtractionError(f"MEMORY_MCP_EXTRACT_{str(problem['loc'][0]).upper()}: {problem['msg']}") from None
+            extractor = extractor_from(wanted, settings.openai_base_url, settings.openai_api_key)
+        memory = await HierarchicalMemory.create(settings)
+        try:
+            with _bar(source.size, "B") as bar:
+                def show(report: Any) -> None:
+                    bar.update(report.bytes_read - bar.n)
+                    bar.set_postfix_str(f"{report.messages or report.records} {'messages' if report.messages else 'records'} read",
+                                        refresh=False)
+
+                report = await import_source(memory, source, format, user_id=settings.user_id, extractor=extractor,
+                                             progress=show)
+        finally:
+            await memory.close()
     finally:
-        await memory.close()
-    for number, message in report.errors[:50]:
-        print(f"line {number}: {message}", file=sys.stderr)
-    if len(report.errors) > 50:
-        print(f"... and {len(report.errors) - 50} more bad lines", file=sys.stderr)
-    print(f"imported {report.imported}, already present {report.already_present}, "
-          f"refused {len(report.errors)}", file=sys.stderr)
-    return 1 if report.errors else 0
+        source.close()
+        if extractor is not None:
+            await extractor.aclose()
+    for where, message in report.errors[:50]:
+        print(f"{where}: {message}", file=sys.stderr)
+    if report.refused > 50:
+        print(f"... and {report.refused - 50} more refused", file=sys.stderr)
+    if report.stopped:
+        print(f"stopped at {report.stopped}", file=sys.stderr)
+    print(report.summary(), file=sys.stderr)
+    return 2 if report.fatal else 1 if report.refused or report.stopped else 0
 
 
 async def migrate(settings: Any, args: argparse.Namespace) -> int:
@@ -99,10 +126,6 @@ async def migrate(settings: Any, args: argparse.Namespace) -> int:
     print(f"copied {report.copied} memory versions ({report.vectors} with vectors) from {source.location} "
           f"to {target.location}; {report.already_present} were there already", file=sys.stderr)
     return 0
-
-
-def _lines(source: TextIO) -> Iterator[str]:
-    yield from source
 
 
 class _Counting:

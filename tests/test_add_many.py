@@ -120,3 +120,36 @@ async def test_an_invalid_item_is_named_and_nothing_is_stored(memory: Hierarchic
     with pytest.raises(InvalidImportanceError, match="item 1"):
         await memory.add_many([items[0], {**items[1], "importance": 7}])
     assert await memory.get_all(user_id="ann") == []
+
+
+async def test_items_whose_keys_were_used_are_answered_without_embedding_again(
+    memory: HierarchicalMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    turns = [{"content": f"ann: the tomatoes in bed {i} need water", "user_id": "ann", "idempotency_key": f"t{i}"}
+             for i in range(6)]
+    first = await memory.add_many(turns, batch_size=4)
+    embedded: list[str] = []
+    embed = memory.embedder.embed
+
+    async def counting(texts: list[str]) -> Any:
+        embedded.extend(texts)
+        return await embed(texts)
+
+    monkeypatch.setattr(memory.embedder, "embed", counting)
+    new = {"content": "ann: the basil is ready", "user_id": "ann", "idempotency_key": "t6"}
+    again = await memory.add_many([*turns, new], batch_size=4)
+    assert embedded == [new["content"]]  # the six known keys were looked up, not embedded
+    assert [m.id for m in again[:6]] == [m.id for m in first] and again[6].content == new["content"]
+    assert (await memory.stats("ann")).total == 7
+    assert await memory.used_keys("ann", ["t0", "t6", "t9"]) == {"t0": first[0], "t6": again[6]}
+
+
+async def test_a_key_repeated_within_a_batch_stores_once(memory: HierarchicalMemory) -> None:
+    stored = await memory.add_many([
+        {"content": "Ann waters the roses on Sundays", "user_id": "ann", "idempotency_key": "k"},
+        {"content": "Ann prunes the apple tree in March", "user_id": "ann", "idempotency_key": "k"},
+        {"content": "Ann prunes the apple tree in March", "user_id": "ann"},
+    ])
+    assert stored[0].id == stored[1].id and stored[2].id != stored[0].id
+    assert [m.content for m in stored] == ["Ann waters the roses on Sundays"] * 2 + ["Ann prunes the apple tree in March"]
+    assert (await memory.stats("ann")).total == 2

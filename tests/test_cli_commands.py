@@ -124,7 +124,7 @@ def test_every_command_given_bad_input_says_so_in_one_line(tmp_path: Path, db: P
           "--db-path", str(missing)], ("cannot listen on no-such-host.invalid:8765",)),
         (["export", "-o", "/proc/no/x.jsonl", "--db-path", str(db)], ("/proc/no/x.jsonl",)),
         (["export", "--db-path", str(missing)], ("no memory database at",)),
-        (["import", str(tmp_path / "nope.jsonl"), "--db-path", str(db)], ("nope.jsonl", "No such file")),
+        (["import", str(tmp_path / "nope.jsonl"), "--db-path", str(db)], ("nope.jsonl", "no such file")),
         (["migrate", str(missing), str(tmp_path / "to.db")], ("no database file at",)),
         (["migrate", str(db), "mysql://x/y"], ("neither a SQLite file nor a postgresql:// URL",)),
         (["reindex", "--db-path", str(missing)], ("no memory database at",)),

@@ -167,4 +167,4 @@ def test_cli_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
         os.close(leader)
     assert run.returncode == 0
     text = shown.decode(errors="replace")
-    assert "300/300" in text and "line/s" in text and "imported 300" in text
+    assert "100%" in text and "B/s" in text and "300 records read" in text and "imported 300" in text

@@ -32,12 +32,12 @@ _PROBE_TEXT = "dimension probe"
 _MAX_ERROR_TEXT = 300  # characters of a server's error body quoted in a message
 
 
-def _redact(text: str, secret: str | None) -> str:
+def redact(text: str, secret: str | None) -> str:
     """``text`` with the secret replaced, so no message or log line ever carries the API key."""
     return text.replace(secret, "***") if secret else text
 
 
-def _server_error_text(response: httpx.Response) -> str:
+def server_error_text(response: httpx.Response) -> str:
     """The server's explanation from an error response: OpenAI's ``{"error": {"message": ...}}``,
     Ollama's ``{"error": "..."}``, or else the start of the raw body."""
     try:
@@ -80,13 +80,13 @@ async def post_json(
             "may be overloaded or still loading the model; try again or raise MEMORY_MCP_EMBED_TIMEOUT_S."
         ) from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        reason = _redact(str(exc) or type(exc).__name__, secret)
+        reason = redact(str(exc) or type(exc).__name__, secret)
         raise EmbedderError(
             f"Could not reach {service} at {url}: {reason}. Check that the server is running and that "
             "its base URL is right."
         ) from None
     if not response.is_success:
-        detail = _redact(_server_error_text(response), secret)
+        detail = redact(server_error_text(response), secret)
         hint = status_hint(response.status_code) if status_hint else ""
         raise EmbedderError(
             f"{service} at {url} answered HTTP {response.status_code}: {detail}"
@@ -95,7 +95,7 @@ async def post_json(
     try:
         return response.json()
     except ValueError:
-        start = _redact(response.text[:100], secret)
+        start = redact(response.text[:100], secret)
         raise EmbedderError(
             f"{service} at {url} answered HTTP {response.status_code} with a body that is not JSON "
             f"(starts {start!r}). Check that the base URL points at the embeddings API."
@@ -278,7 +278,7 @@ class OpenAIEmbedder(_HTTPEmbedder):
         if not isinstance(data, list):
             raise EmbedderError(
                 f"{self._service} at {self._url} answered without a 'data' list: "
-                f"{_redact(json.dumps(body)[:200], self._api_key)}"
+                f"{redact(json.dumps(body)[:200], self._api_key)}"
             )
         # The API does not promise that data comes back in input order; ``index`` says where each goes.
         rows: list[Any] = [None] * len(data)

@@ -1,13 +1,18 @@
 """Batches: ``add_many`` stores many facts with the rules of one ``add`` at a time, but quickly.
 
-Most items of a bulk import repeat nothing. An item is *fresh* when it carries no idempotency key,
-belongs to no turn (a turn's write ends the session's other turns), is stored where it is said (not
-promoted, so it absorbs nothing), and no memory of its user, stored before or earlier in the batch,
-in any scope or state, has the same text or is a near twin naming the same numbers and names. What
-``add`` would do with a fresh item is to insert it and nothing else, so a run of fresh items is
-inserted in one transaction, after one vector search for the whole batch. Any other item goes
-through ``add`` in its turn, once the items before it are stored. The test for freshness is wider
-than ``add``'s duplicate scope, never narrower: an item in doubt takes the careful path.
+Most items of a bulk import repeat nothing. An item is *fresh* when it belongs to no turn (a turn's
+write ends the session's other turns), is stored where it is said (not promoted, so it absorbs
+nothing), and no memory of its user, stored before or earlier in the batch, in any scope or state,
+has the same text or is a near twin naming the same numbers and names. What ``add`` would do with a
+fresh item is to insert it (and record its idempotency key) and nothing else, so a run of fresh
+items is inserted in one transaction, after one vector search for the whole batch; an idempotency
+key is looked up again in that transaction, and an item whose key is taken by then returns what the
+key's first write stored, as ``add`` does. Any other item goes through ``add`` in its turn, once the
+items before it are stored. The test for freshness is wider than ``add``'s duplicate scope, never
+narrower: an item in doubt takes the careful path.
+
+An item whose idempotency key its user already used is answered before its batch is embedded: a
+transcript sent again costs a lookup per message, not an embedding.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .duplicates import NEAR, naming_the_same
 from .models import Memory
 from .parts import Parts
 from .ports import Vector, VectorFilter
-from .writing import Write, new_version, prepare_item, store, write_time
+from .writing import Write, idempotent_many, new_version, prepare_item, store, write_time
 
 
 async def add_many(
@@ -42,21 +47,41 @@ async def add_many(
     if embed:
         await embedding.wait_until_ready(parts)
 
-    def embedding_of(batch: list[Write]) -> asyncio.Future[Any] | None:
-        return asyncio.ensure_future(parts.embedder.embed([w.content for w in batch])) if embed else None
+    async def plan(batch: list[Write]) -> tuple[dict[int, Memory], list[int], asyncio.Future[Any] | None]:
+        """What the batch's known keys already stored, the items left, and their embedding (under way)."""
+        earlier = await _earlier(parts, batch)
+        todo = [i for i in range(len(batch)) if i not in earlier]
+        texts = [batch[i].content for i in todo]
+        return earlier, todo, asyncio.ensure_future(parts.embedder.embed(texts)) if embed and texts else None
 
     stored: list[Memory] = []
-    pending = embedding_of(batches[0]) if batches else None
+    pending = await plan(batches[0]) if batches else None
     try:
         for number, batch in enumerate(batches):
-            vectors = list(await pending) if pending is not None else [None] * len(batch)
+            assert pending is not None
+            earlier, todo, vectors_of = pending
+            vectors = list(await vectors_of) if vectors_of is not None else [None] * len(todo)
             # The next batch embeds (in the embedder's thread) while this one is stored.
-            pending = embedding_of(batches[number + 1]) if number + 1 < len(batches) else None
-            stored += await store_batch(parts, batch, vectors)
+            pending = await plan(batches[number + 1]) if number + 1 < len(batches) else None
+            done = iter(await store_batch(parts, [batch[i] for i in todo], vectors))
+            stored += [earlier[i] if i in earlier else next(done) for i in range(len(batch))]
         return stored
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        if pending is not None and pending[2] is not None and not pending[2].done():
+            pending[2].cancel()
+
+
+async def _earlier(parts: Parts, writes: Sequence[Write]) -> dict[int, Memory]:
+    """The writes whose idempotency key their user already used, with what the key's write stored."""
+    keyed: dict[str, list[int]] = {}
+    for i, w in enumerate(writes):
+        if w.idempotency_key is not None:
+            keyed.setdefault(w.position.user_id, []).append(i)
+    found: dict[int, Memory] = {}
+    for user_id, indexes in keyed.items():
+        known = await idempotent_many(parts, user_id, [writes[i].idempotency_key or "" for i in indexes])
+        found.update({i: known[k] for i in indexes if (k := writes[i].idempotency_key or "") in known})
+    return found
 
 
 async def store_batch(parts: Parts, writes: Sequence[Write], vectors: Sequence[Vector | None]) -> list[Memory]:
@@ -81,8 +106,7 @@ async def _fresh(parts: Parts, writes: Sequence[Write], vectors: Sequence[Vector
         return [False] * len(writes)
     threshold = parts.config.duplicate_similarity
     fresh = [
-        w.idempotency_key is None and w.position.turn_id is None and w.to == w.position and v is not None
-        for w, v in zip(writes, vectors, strict=True)
+        w.position.turn_id is None and w.to == w.position and v is not None for w, v in zip(writes, vectors, strict=True)
     ]
     order = sorted(range(len(writes)), key=lambda i: writes[i].position.user_id)  # stable: batch order kept
     for user_id, group in groupby(order, key=lambda i: writes[i].position.user_id):
@@ -132,19 +156,29 @@ async def _fresh(parts: Parts, writes: Sequence[Write], vectors: Sequence[Vector
 
 
 async def _insert(parts: Parts, writes: list[Write], vectors: list[Vector | None]) -> list[Memory]:
-    """Insert fresh writes, in order, in one transaction; what was stored."""
+    """Insert fresh writes, in order, in one transaction; what was stored (or, for a write whose
+    idempotency key was taken meanwhile, what that key's write stored)."""
     if not writes:
         return []
-    keys: list[int] = []
+    results: list[int | Memory] = []
     async with parts.store.transaction() as db:
         users: dict[str, int] = {}
         for w, vector in zip(writes, vectors, strict=True):
             user_id = w.position.user_id
             if user_id not in users:
                 users[user_id] = await db.ensure_user(user_id)
-            keys.append(await db.insert(new_version(parts, w, users[user_id], vector, write_time())))
-        rows = await db.by_keys(keys)
-    stored = [rows[key] for key in keys]
+            if w.idempotency_key is not None:  # under the write lock: a retry, or an earlier item of the batch
+                earlier = await db.find_idempotent(users[user_id], w.idempotency_key)
+                if earlier is not None:
+                    results.append(earlier)
+                    continue
+            at = write_time()
+            version = new_version(parts, w, users[user_id], vector, at)
+            results.append(await db.insert(version))
+            if w.idempotency_key is not None:
+                await db.put_idempotent(users[user_id], w.idempotency_key, version.memory.id, at)
+        rows = await db.by_keys([r for r in results if isinstance(r, int)])
+    stored = [rows[r] if isinstance(r, int) else r for r in results]
     for memory in stored:
         parts.forget_cached(memory.id)
     return stored

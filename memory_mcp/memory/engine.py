@@ -211,6 +211,10 @@ class HierarchicalMemory:
         """
         return await self.add_many(writing.conversation_items(self._parts, turns, window, shared))
 
+    async def used_keys(self, user_id: str, keys: Iterable[str]) -> dict[str, Memory]:
+        """Those of these idempotency keys the user's writes used, each with the memory it stands for."""
+        return await writing.idempotent_many(self._parts, validation.position(user_id).user_id, list(keys))
+
     async def supersede(
         self,
         old_memory_id: str,

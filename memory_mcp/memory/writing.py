@@ -244,6 +244,21 @@ async def idempotent(parts: Parts, user_id: str, idempotency_key: str) -> Memory
         return None if user_key is None else await db.find_idempotent(user_key, idempotency_key)
 
 
+async def idempotent_many(parts: Parts, user_id: str, keys: Sequence[str]) -> dict[str, Memory]:
+    """What first calls with these keys stored for this user, by key (those that were used)."""
+    keys = [validation.check_id(key, "idempotency_key") for key in keys]
+    found: dict[str, Memory] = {}
+    async with parts.store.reading() as db:
+        user_key = await db.user_key(user_id)
+        if user_key is None:
+            return found
+        for key in dict.fromkeys(keys):
+            earlier = await db.find_idempotent(user_key, key)
+            if earlier is not None:
+                found[key] = earlier
+    return found
+
+
 def already_superseded(memory: Memory, current: str | None) -> AlreadySupersededError:
     now = f"the current version is {current!r}" if current else "no version of it is current any more"
     return AlreadySupersededError(
