@@ -38,8 +38,10 @@ from .schema import MIGRATIONS, split_sql
 log = logging.getLogger(__name__)
 
 _SELECT = (
-    "SELECT " + ", ".join(f"m.{c}" for c in COLUMNS) + ", m.embedding IS NOT NULL, u.user_id "
-    "FROM memories m JOIN users u ON u.user_key = m.user_key"
+    "SELECT " + ", ".join(f"m.{c}" for c in COLUMNS) + ", m.embedding IS NOT NULL, "
+    # A subquery, not a join: with a join the planner may loop over users first and sort a
+    # user's every row for a page of a listing instead of reading them in index order.
+    "(SELECT u.user_id FROM users u WHERE u.user_key = m.user_key) FROM memories m"
 )
 _KEYS = "(SELECT value FROM json_each(?))"  # a list of keys passed as one JSON parameter
 
