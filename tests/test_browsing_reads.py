@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 
+import anyio
+import pytest
+
 from memory_mcp import HierarchicalMemory, MemoryFilter
 from memory_mcp.memory.ports import ScopeCount
 from memory_mcp.memory.scoring import factors, weigh
@@ -78,3 +81,14 @@ def test_score_factors_are_what_weigh_multiplies_by() -> None:
     assert by_importance == (1 + 0.3 * 0.5) / 1.3 and by_recency == (1 + 0.1 * 0.5) / 1.1
     assert abs(weigh(0.8, importance=0.5, age_days=30.0, **weights) - 0.8 * by_importance * by_recency) < 1e-12
     assert factors(importance=1.0, age_days=0.0, **weights) == (1.0, 1.0)
+
+
+@pytest.mark.sqlite_only
+async def test_a_read_cancelled_on_its_way_leaves_no_transaction_open(memory: HierarchicalMemory) -> None:
+    """A browser that goes away cancels its stream's every await (anyio), the BEGIN of a read
+    included: the database must stay usable."""
+    for _ in range(5):
+        with anyio.move_on_after(0):
+            await memory.get_all("alice")
+    await memory.add("Alice is still remembered", user_id="alice")
+    assert [m.content for m in await memory.get_all("alice")] == ["Alice is still remembered"]

@@ -14,6 +14,7 @@ transaction or a read hands out; all of the SQL memory_mcp runs on SQLite is her
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -175,7 +176,16 @@ class SQLiteMemoryStore:
         async with self._lock:
             db = self.conn
             try:
-                await db.execute(begin)
+                try:
+                    await db.execute(begin)
+                except BaseException as exc:
+                    if not isinstance(exc, sqlite3.Error):
+                        # Cancelled while BEGIN was on its way to the connection's thread (anyio
+                        # cancels every await of a cancelled scope): it runs all the same, so a
+                        # ROLLBACK queued after it ends what it starts.
+                        with contextlib.suppress(sqlite3.Error):
+                            await db.execute("ROLLBACK")
+                    raise
                 try:
                     yield db
                 except BaseException:
