@@ -189,6 +189,7 @@ _V3 = """
 CREATE INDEX memories_listing ON memories(user_key, created_at, key, valid_until, expires_at, category, scope_level);
 DROP INDEX memories_position;
 CREATE INDEX memories_position ON memories(user_key, session_id, agent_id, turn_id, valid_until, expires_at);
+CREATE INDEX memories_kinds ON memories(user_key, category, scope_level, valid_until, expires_at);
 """
 
 MIGRATIONS: list[str] = [_V1, _V2, _V3]

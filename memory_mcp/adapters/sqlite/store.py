@@ -33,7 +33,7 @@ from ...memory.models import Memory, MemoryStats
 from ...memory.ports import BrokenLink, Move, NewVersion, Selection, Stored, Vector, VectorFile
 from ..feed import FeedReads
 from ..rows import COLUMNS, stored, version_row
-from ..selection import CURRENT, where
+from ..selection import where
 from .schema import MIGRATIONS, split_sql
 
 log = logging.getLogger(__name__)
@@ -337,20 +337,20 @@ class SQLiteSession(FeedReads):
         else:
             scope, params = "m.user_key = ?", [user_key]
             users = 1
-        row = await self.row(
-            f"SELECT count(*), coalesce(sum(m.valid_until IS NOT NULL), 0), "
-            f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope}",
+        # One pass over memories_kinds, in its order (no sorting): every count is a sum of its groups.
+        rows = await self.rows(
+            "SELECT m.category, m.scope_level, count(*), sum(m.valid_until IS NOT NULL), "
+            f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope} "
+            "GROUP BY m.category, m.scope_level",
             [now, *params],
         )
-        assert row is not None
-        total, superseded, expired = (int(v) for v in row)
-        by: dict[str, dict[str, int]] = {}
-        for column in ("category", "scope_level"):
-            rows = await self.rows(
-                f"SELECT m.{column}, count(*) FROM memories m WHERE {scope} AND {CURRENT} GROUP BY m.{column}",
-                [*params, now],
-            )
-            by[column] = {str(name): int(n) for name, n in rows}
+        total = superseded = expired = 0
+        by: dict[str, dict[str, int]] = {"category": {}, "scope_level": {}}
+        for category, level, count, closed, ended in rows:
+            total, superseded, expired = total + count, superseded + closed, expired + ended
+            if count - closed - ended:
+                for column, name in (("category", str(category)), ("scope_level", str(level))):
+                    by[column][name] = by[column].get(name, 0) + count - closed - ended
         return MemoryStats(
             total=total, current=total - superseded - expired, superseded=superseded, expired=expired,
             categories=by["category"], scope_levels=by["scope_level"], users=int(users or 0),
