@@ -23,10 +23,10 @@ async def test_scope_counts_count_current_and_every_version_per_position(memory:
     await memory.add("Bob plays the cello", user_id="bob", session_id="s1")
     counts = await memory.scope_counts("alice")
     assert counts == [  # by session, agent, turn; no id before any id
-        ScopeCount(None, None, None, current=1, total=2),
-        ScopeCount("s1", None, None, current=1, total=1),
-        ScopeCount("s1", None, "t1", current=1, total=1),
-        ScopeCount("s1", "coder", None, current=1, total=1),
+        ScopeCount(None, None, None, current=1, superseded=1, total=2),
+        ScopeCount("s1", None, None, current=1, superseded=0, total=1),
+        ScopeCount("s1", None, "t1", current=1, superseded=0, total=1),
+        ScopeCount("s1", "coder", None, current=1, superseded=0, total=1),
     ]
     assert await memory.scope_counts("nobody") == []
     assert len(await memory.scope_counts("alice", limit=2)) == 2

@@ -316,7 +316,7 @@ class HierarchicalMemory:
         return await changes.scope_ids(self._parts, user_id, "agent_id", prefix, limit)
 
     async def scope_counts(self, user_id: str, *, limit: int = 1000) -> list[ScopeCount]:
-        """Current and stored memories per position (session, agent, turn) of a user, in id order."""
+        """Current, superseded and stored memories per position (session, agent, turn), in id order."""
         return await changes.scope_counts(self._parts, user_id, limit)
 
     async def search(

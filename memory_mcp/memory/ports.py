@@ -118,12 +118,14 @@ class Change(NamedTuple):
 
 
 class ScopeCount(NamedTuple):
-    """How many memories a user holds at one position: current ones, and every version stored."""
+    """How many memories a user holds at one position: current ones, versions a newer one
+    replaced, and every version stored (the rest of them expired)."""
 
     session_id: str | None
     agent_id: str | None
     turn_id: str | None
     current: int
+    superseded: int
     total: int
 
 

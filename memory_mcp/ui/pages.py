@@ -66,9 +66,11 @@ async def user(request: Request) -> Response:
     browser, user_id = browser_of(request), user_param(request)
     engine = browser.engine
     counts = await engine.scope_counts(user_id, limit=views.TREE_POSITIONS + 1)
-    shown = counts[:views.TREE_POSITIONS]
-    return await browser.render(request, "user.html", user_id=user_id, stats=await engine.stats(user_id),
-                                tree=views.tree(shown), cut=len(counts) > len(shown))
+    cut = len(counts) > views.TREE_POSITIONS
+    root, rows = views.tree(counts[:views.TREE_POSITIONS])
+    # Every position counted: the overview's sums are the user's (one pass over the index, not two).
+    stats = await engine.stats(user_id) if cut else views.summary(counts)
+    return await browser.render(request, "user.html", user_id=user_id, stats=stats, root=root, rows=rows, cut=cut)
 
 
 async def memories(request: Request) -> Response:

@@ -26,7 +26,7 @@ class Node:
     """A position of the tree: its own counts and those of everything below it."""
 
     label: str
-    ids: dict[str, str]  # session_id / agent_id / turn_id of this position
+    ids: dict[str, str]  # session / agent / turn of this position
     current: int = 0
     total: int = 0
     own_current: int = 0
@@ -34,19 +34,52 @@ class Node:
     children: dict[str, Node] = field(default_factory=dict)
 
 
-def tree(counts: list[ScopeCount]) -> Node:
-    """Sessions, then agents, then turns, each with the counts of what it holds."""
+@dataclass
+class Row:
+    """One line of the tree as the page writes it: a branch opens a list that ``closes`` lines end."""
+
+    depth: int
+    label: str
+    query: str  # of the memory list of this position and below
+    counts: str
+    branch: bool
+    closes: int = 0
+
+
+@dataclass
+class Summary:
+    """The counts of a user's overview, summed over its positions (as ``MemoryStats`` names them)."""
+
+    current: int = 0
+    superseded: int = 0
+    expired: int = 0
+    total: int = 0
+    scope_levels: dict[str, int] = field(default_factory=dict)
+
+
+def summary(counts: list[ScopeCount]) -> Summary:
+    out = Summary()
+    for c in counts:
+        out.current += c.current
+        out.superseded += c.superseded
+        out.expired += c.total - c.current - c.superseded
+        out.total += c.total
+        level = ScopeLevel.of(c.session_id, c.agent_id, c.turn_id).value
+        out.scope_levels[level] = out.scope_levels.get(level, 0) + c.current
+    return out
+
+
+def tree(counts: list[ScopeCount]) -> tuple[Node, list[Row]]:
+    """Sessions, then agents, then turns, each with the counts of what it holds; and its lines."""
     root = Node("user", {})
     for c in counts:
         node = root
-        path = [("session", "session_id", c.session_id), ("agent", "agent_id", c.agent_id),
-                ("turn", "turn_id", c.turn_id)]
-        for label, name, value in path:
+        for name, value in (("session", c.session_id), ("agent", c.agent_id), ("turn", c.turn_id)):
             if value is None:
                 continue
-            key = f"{label}:{value}"
+            key = f"{name}:{value}"
             if key not in node.children:
-                node.children[key] = Node(f"{label} {value}", {**node.ids, name: value})
+                node.children[key] = Node(f"{name} {value}", {**node.ids, name: value})
             node.current += c.current
             node.total += c.total
             node = node.children[key]
@@ -54,7 +87,19 @@ def tree(counts: list[ScopeCount]) -> Node:
         node.total += c.total
         node.own_current += c.current
         node.own_total += c.total
-    return root
+    rows: list[Row] = []
+
+    def walk(node: Node, depth: int) -> None:
+        for child in node.children.values():
+            here = f" ({child.own_current:,} current here)" if child.children and child.own_total else ""
+            rows.append(Row(depth, child.label, urlencode(child.ids),
+                            f"{child.current:,} current · {child.total:,} stored{here}", bool(child.children)))
+            if child.children:
+                walk(child, depth + 1)
+                rows[-1].closes += 1
+
+    walk(root, 0)
+    return root, rows
 
 
 @dataclass

@@ -297,6 +297,13 @@ class SQLiteSession(FeedReads):
     async def select(self, within: Selection, *, limit: int | None = None, offset: int = 0) -> list[Memory]:
         condition, params = where(within)
         tail = f"ORDER BY m.created_at DESC, m.key DESC LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
+        if all(f.all_levels and f.session_id is None and f.agent_id is None and f.turn_id is None
+               for f in within.filters):
+            # A listing of a user's whole memory reads the listing index in its order, which holds
+            # every other column it may test. The planner's statistics (the closed versions' many
+            # distinct times) may otherwise make it skip-scan another index and sort every row.
+            rows = await self.rows(f"{_SELECT} INDEXED BY memories_listing WHERE {condition} {tail}", params)
+            return [stored(row).memory for row in rows]
         return [s.memory for s in await self._select(condition, params, tail)]
 
     async def select_keys(self, within: Selection) -> list[int]:
