@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Any) -> int:
     if args.command == "serve":
+        if settings.ui and settings.transport != "http":
+            print("memory-mcp serve: the memory browser (--ui) is served by --transport http only; "
+                  "or run `memory-mcp ui` beside this server", file=sys.stderr)
+            return 2
         if (busy := _port_in_use(settings)) is not None:
             print(f"memory-mcp serve: {busy}", file=sys.stderr)
             return 2
