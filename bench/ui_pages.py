@@ -55,6 +55,8 @@ def pages(client: httpx.Client, user: str, rng: random.Random) -> dict[str, str]
         "list, superseded only": f"/memories?u={user}&state=superseded",
         "list, every version, page 500": f"/memories?u={user}&state=all&page=500",
         "list, one session": f"/memories?u={user}&session=s007",
+        "list, as of 300 days ago": f"/memories?u={user}&as_of=" + time.strftime(
+            "%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 300 * 86400)),
         "list, by words": f"/memories?u={user}&q=Python+migration",
         "search (hybrid)": f"/search?u={user}&q=" + "{query}",
         "search (text)": f"/search?u={user}&mode=text&q=" + "{query}",

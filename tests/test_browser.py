@@ -69,7 +69,8 @@ async def seed(db: Path, embedder: Any) -> dict[str, str]:
     memory = await HierarchicalMemory.create(MemoryConfig(db_path=db), embedder=_SharedEmbedder(embedder))
     try:
         ids = {}
-        old = await memory.add("Alice works at Google", user_id="alice", category="fact")
+        old = await memory.add("Alice works at Google", user_id="alice", category="fact",
+                               valid_from=time.time() - 30 * 86400)
         ids["job"] = (await memory.supersede(old.id, "Alice works at Anthropic")).id
         ids["job_before"] = old.id
         ids["tea"] = (await memory.add("Alice drinks green tea every morning", user_id="alice",
@@ -167,6 +168,12 @@ async def test_the_list_filters_by_category_state_and_words(open_server: Any, pa
     await expect(page.locator("tbody")).to_contain_text("Alice works at Google")
     await page.goto(server.url + "/memories?u=alice&state=all&q=works")
     await expect(page.locator("tbody tr")).to_have_count(2)
+    await page.goto(server.url + "/memories?u=alice")
+    five_days_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 5 * 86400))
+    await page.get_by_label("As of (UTC)").fill(five_days_ago)
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("tbody tr")).to_have_count(1)  # what was believed then
+    await expect(page.locator("tbody")).to_contain_text("Alice works at Google")
 
 
 async def test_search_shows_each_results_score_parts(open_server: Any, page: Page) -> None:

@@ -83,6 +83,7 @@ async def memories(request: Request) -> Response:
             top_k=views.TEXT_MATCHES, mode="text", all_levels=True,
             categories=[listing.category] if listing.category else None,
             scope_levels=[listing.level] if listing.level else None, include_superseded=listing.state != "current",
+            as_of=listing.as_of or None,
         )
         matches = [r.memory for r in found if listing.state != "superseded" or not r.memory.is_current]
         start = (listing.page - 1) * views.PAGE_SIZE

@@ -113,6 +113,7 @@ class Listing:
     turn: str = ""
     state: str = "current"
     q: str = ""
+    as_of: str = ""  # ISO 8601 (a naive time is UTC): the versions current then
     page: int = 1
 
     @classmethod
@@ -128,7 +129,7 @@ class Listing:
         return cls(
             category=pick("category", CATEGORIES), level=pick("level", LEVELS), session=params.get("session", ""),
             agent=params.get("agent", ""), turn=params.get("turn", ""), state=pick("state", STATES, "current"),
-            q=params.get("q", "").strip(), page=page,
+            q=params.get("q", "").strip(), as_of=params.get("as_of", "").strip(), page=page,
         )
 
     def memory_filter(self, user_id: str) -> MemoryFilter:
@@ -137,7 +138,8 @@ class Listing:
             all_levels=True, categories=[self.category] if self.category else None,
             scope_levels=[self.level] if self.level else None,
             include_superseded=self.state == "all", include_expired=self.state == "all",
-            superseded_only=self.state == "superseded", limit=PAGE_SIZE + 1, offset=(self.page - 1) * PAGE_SIZE,
+            superseded_only=self.state == "superseded", as_of=self.as_of or None,
+            limit=PAGE_SIZE + 1, offset=(self.page - 1) * PAGE_SIZE,
         )
 
     def query(self, user_id: str, **changes: Any) -> str:
