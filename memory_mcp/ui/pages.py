@@ -78,9 +78,12 @@ async def memories(request: Request) -> Response:
     engine = browser.engine
     listing = views.Listing.of(request.query_params)
     if listing.q:  # the best full-text matches among what the filters select, best first
+        # The best n are the first n of the best 1,000: ask for no more than this page needs
+        # (past versions alone are picked from all of them).
+        wanted = views.TEXT_MATCHES if listing.state == "superseded" else listing.page * views.PAGE_SIZE + 1
         found = await engine.search(
             listing.q, user_id, listing.session or None, listing.agent or None, listing.turn or None,
-            top_k=views.TEXT_MATCHES, mode="text", all_levels=True,
+            top_k=min(wanted, views.TEXT_MATCHES), mode="text", all_levels=True,
             categories=[listing.category] if listing.category else None,
             scope_levels=[listing.level] if listing.level else None, include_superseded=listing.state != "current",
             as_of=listing.as_of or None,
