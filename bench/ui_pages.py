@@ -58,6 +58,7 @@ def pages(client: httpx.Client, user: str, rng: random.Random) -> dict[str, str]
         "list, as of 300 days ago": f"/memories?u={user}&as_of=" + time.strftime(
             "%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 300 * 86400)),
         "list, by words": f"/memories?u={user}&q=Python+migration",
+        "list, by words, page 10 (the last)": f"/memories?u={user}&q=Python+migration&page=10",
         "search (hybrid)": f"/search?u={user}&q=" + "{query}",
         "search (text)": f"/search?u={user}&mode=text&q=" + "{query}",
         "memory and its timeline": f"/memory?id={chain.group(1)}",

@@ -78,7 +78,7 @@ async def memories(request: Request) -> Response:
     engine = browser.engine
     listing = views.Listing.of(request.query_params)
     if listing.q:  # the best full-text matches among what the filters select, best first
-        # The best n are the first n of the best 1,000: ask for no more than this page needs
+        # The best n are the first n of the best 500: ask for no more than this page needs
         # (past versions alone are picked from all of them).
         wanted = views.TEXT_MATCHES if listing.state == "superseded" else listing.page * views.PAGE_SIZE + 1
         found = await engine.search(

@@ -14,7 +14,7 @@ from ..memory.ports import MemoryFilter, ScopeCount
 from ..memory.scoring import factors
 
 PAGE_SIZE = 50
-TEXT_MATCHES = 1000  # a listing filtered by words shows at most the best this many
+TEXT_MATCHES = 500  # a listing filtered by words shows at most the best this many (10 pages)
 TREE_POSITIONS = 2000  # positions (session, agent, turn) a user's tree shows at most
 STATES = ("current", "superseded", "all")
 CATEGORIES = [c.value for c in MemoryCategory]
