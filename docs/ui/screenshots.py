@@ -92,7 +92,8 @@ async def main() -> None:
                 page = await browser.new_page(viewport={"width": 1200, "height": 760})
                 shots = {
                     "user.png": "/user?u=alice",
-                    "memories.png": "/memories?u=alice&state=all",
+                    "memories.png": "/memories?u=alice&as_of="  # what was believed 200 days ago
+                                    + (NOW - timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%S"),
                     "search.png": "/search?u=alice&q=which+city+is+she+in+now%3F",
                     "timeline.png": f"/memory?id={timeline}",
                 }
