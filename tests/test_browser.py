@@ -118,8 +118,11 @@ async def browser() -> AsyncIterator[Browser]:
 async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(accept_downloads=True)
     tab = await context.new_page()
+    refused: list[str] = []  # anything the page's security policy kept out (a script from elsewhere)
+    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     yield tab
     await context.close()
+    assert refused == []
 
 
 async def another_process(db: Path, script: str) -> None:
@@ -353,6 +356,8 @@ def test_changes_need_the_pages_csrf_token_and_its_own_origin(signed_server: Any
     assert origin.status_code == 200 and origin.headers["HX-Redirect"].startswith("/memory?id=")
     assert "climbs" in client.get("/memories?u=alice").text
     assert client.get("/users", headers={"Host": "evil.example"}).status_code == 421  # DNS rebinding
+    policy = client.get("/memories?u=alice").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy  # no CDN, no framing
     assert client.post("/forget", data={"id": ids["bob"], "whole": "1", "confirm": "yes"},
                        headers={"X-CSRF-Token": csrf}).status_code == 404  # Bob's memory is not there for Alice
     assert client.get("/events?u=bob").status_code == 404

@@ -31,6 +31,13 @@ from ..server.auth import TokenFile
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 OPEN_PATHS = ("/sign-in", "/static/")  # reachable before signing in
+# Every answer: nothing loads from another site, no page of another site frames this one.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                                 b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
 IDLE_S = 12 * 3600  # a session unused this long ends
 MAX_SESSIONS = 10_000  # the oldest is dropped beyond this: a flood of cookie-less requests is bounded
 
@@ -153,6 +160,7 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 headers.append((b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()))
+                headers.extend(SECURITY_HEADERS)
                 if fresh and not any(k == b"set-cookie" for k, _ in headers):
                     cookie = Response()
                     set_cookie(cookie, request, session_id)  # type: ignore[arg-type]
