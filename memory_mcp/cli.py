@@ -5,6 +5,7 @@
     memory-mcp serve --transport sse                  # SSE at /sse (+ /messages/)
     memory-mcp serve --transport http --auth-tokens-file tokens   # bearer tokens, one user each
     memory-mcp token add alice --auth-tokens-file tokens          # prints alice's new token
+    memory-mcp ui                                     # the memory browser at http://127.0.0.1:8766/
 
 Every flag has a ``MEMORY_MCP_*`` environment variable; flags win.
 """
