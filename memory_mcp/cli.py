@@ -5,6 +5,7 @@
     memory-mcp serve --transport sse                  # SSE at /sse (+ /messages/)
     memory-mcp serve --transport http --auth-tokens-file tokens   # bearer tokens, one user each
     memory-mcp token add alice --auth-tokens-file tokens          # prints alice's new token
+    memory-mcp ui                                     # the memory browser at http://127.0.0.1:8766/
 
 Every flag has a ``MEMORY_MCP_*`` environment variable; flags win.
 """
@@ -12,6 +13,7 @@ Every flag has a ``MEMORY_MCP_*`` environment variable; flags win.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -70,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
                        help="HTTP: open sessions one token (or address) may hold (default 32; 0: no limit)")
     serve.add_argument("--requests-per-minute", type=int,
                        help="HTTP: requests a minute one token (or address) may send (default 1200; 0: no limit)")
+    serve.add_argument("--ui", action="store_const", const=True,
+                       help="HTTP: also serve the memory browser at /ui (as `memory-mcp ui` does on its own)")
+    ui = commands.add_parser(
+        "ui", help="browse, search, correct and forget memories in a web browser",
+        description="Run the memory browser, a web app on loopback: users, each user's sessions, agents and "
+        "turns, the memory list and search, and each memory's timeline of versions; add, correct (a new "
+        "version), forget, export and import. It follows changes made by any process.\n\n"
+        "  memory-mcp ui                                   # http://127.0.0.1:8766/\n"
+        "  memory-mcp ui --open --db-path memory.db        # and open it in the web browser\n"
+        "  memory-mcp ui --auth-tokens-file tokens         # each person signs in with their token",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ui.add_argument("--host", help="bind address (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8766, help="port (default 8766)")
+    ui.add_argument("--open", dest="open_browser", action="store_true", help="open it in the web browser")
+    ui.add_argument("--auth-tokens-file", help="sign-in with the bearer tokens of this file, one user per token")
+    _database(ui)
     token = commands.add_parser(
         "token", help="add, list, revoke or rotate HTTP bearer tokens",
         description="Manage the bearer tokens of the HTTP transports, one user per token. A running server "
@@ -152,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items()
         if key not in ("command", "action", "token_user", "token_id", "output", "only_user", "input", "source", "target",
-                       "format", "extract", "extract_model", "extract_base_url", "session_id", *inspect_cli.ARGUMENTS)
+                       "format", "extract", "extract_model", "extract_base_url", "session_id", "open_browser",
+                       *inspect_cli.ARGUMENTS)
         and value is not None
     }
-    if args.command != "serve" and "log_level" not in overrides and "MEMORY_MCP_LOG_LEVEL" not in os.environ:
+    if args.command == "ui":
+        overrides["transport"] = "http"  # what it serves
+    if args.command not in ("serve", "ui") and "log_level" not in overrides and "MEMORY_MCP_LOG_LEVEL" not in os.environ:
         overrides["log_level"] = "WARNING"  # a command's own output is what a person reads; INFO is for servers
     from pydantic import ValidationError
 
@@ -189,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Any) -> int:
     if args.command == "serve":
+        if settings.ui and settings.transport != "http":
+            print("memory-mcp serve: the memory browser (--ui) is served by --transport http only; "
+                  "or run `memory-mcp ui` beside this server", file=sys.stderr)
+            return 2
         if (busy := _port_in_use(settings)) is not None:
             print(f"memory-mcp serve: {busy}", file=sys.stderr)
             return 2
@@ -196,6 +222,15 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             serve(settings)
         except KeyboardInterrupt:  # Ctrl-C: the server has shut down cleanly by now
             pass
+    elif args.command == "ui":
+        if (busy := _port_in_use(settings)) is not None:
+            print(f"memory-mcp ui: {busy}", file=sys.stderr)
+            return 2
+        _check_database(settings)
+        from .ui.serve import run_browser
+
+        with contextlib.suppress(KeyboardInterrupt):
+            run_browser(settings, open_browser=args.open_browser)
     elif args.command == "token":
         return _token(args, settings)
     elif args.command in ("export", "import", "migrate"):
@@ -313,10 +348,9 @@ def serve(settings: Any) -> None:
         from .adapters.onnx_embedder import load_early
 
         load_early(settings.embed_threads)
-    from mcp.server.transport_security import TransportSecuritySettings
-
     from .compose import make_store
     from .server.app import build_server
+    from .server.origins import transport_security
 
     server = build_server(settings)
     if settings.transport == "stdio":
@@ -331,17 +365,17 @@ def serve(settings: Any) -> None:
             "listening on %s without authentication: anyone who can reach this port can read and "
             "change every memory in %s", settings.host, make_store(settings).location,
         )
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] + ([f"{settings.host}:*"] if settings.host not in _LOOPBACK else [])
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *settings.allowed_origins]
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
+    security = transport_security(settings)
     import uvicorn
 
     from .server.limits import ClientLimits
 
     if settings.transport == "http":
         app = server.streamable_http_app(transport_security=security, host=settings.host)
+        if settings.ui:
+            from .ui.app import mount
+
+            mount(app, settings, server.holder)
         open_sessions = server.session_manager._server_instances.keys  # sessions end by idling out too
     else:
         app = _sse_app(server, settings, security)

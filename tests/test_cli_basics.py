@@ -69,3 +69,28 @@ async def test_the_library_says_the_same_in_a_storage_error(tmp_path: Path) -> N
     bad = _damaged(tmp_path / "memories.db", "random bytes")
     with pytest.raises(StorageError, match="damaged or not a memory database"):
         await HierarchicalMemory.create(MemoryConfig(db_path=bad))
+
+
+def test_the_browser_on_a_busy_port_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "memory_mcp", "ui", "--port", str(port), "--db-path", str(tmp_path / "m.db")],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"memory-mcp ui: cannot listen on 127.0.0.1:{port}") and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "m.db").exists()  # said before the database is opened
+
+
+def test_the_browser_beside_mcp_needs_the_http_transport(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "memory_mcp", "serve", "--ui", "--db-path", str(tmp_path / "m.db")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "--transport http" in done.stderr

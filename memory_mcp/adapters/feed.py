@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from ..memory.ports import Change
+from ..memory.ports import Change, ScopeCount
+from .selection import CURRENT
 
 
 class FeedReads:
@@ -57,3 +58,13 @@ class FeedReads:
             (user_key, len(prefix), prefix, limit),
         )
         return [str(r[0]) for r in found]
+
+    async def scope_counts(self, user_key: int, now: float, limit: int) -> list[ScopeCount]:
+        found = await self.rows(
+            f"SELECT m.session_id, m.agent_id, m.turn_id, count(*), sum(CASE WHEN {CURRENT} THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN m.valid_until IS NOT NULL THEN 1 ELSE 0 END) "
+            "FROM memories m WHERE m.user_key = ? GROUP BY m.session_id, m.agent_id, m.turn_id "
+            "ORDER BY m.session_id NULLS FIRST, m.agent_id NULLS FIRST, m.turn_id NULLS FIRST LIMIT ?",
+            (now, user_key, limit),
+        )
+        return [ScopeCount(s, a, t, int(current), int(closed), int(total)) for s, a, t, total, current, closed in found]

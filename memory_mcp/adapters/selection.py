@@ -59,6 +59,11 @@ def _clause(flt: MemoryFilter, user_key: int, now: float, any_of: AnyOf) -> tupl
             "AND (m.expires_at IS NULL OR m.expires_at > ?)"
         )
         params += [flt.as_of, flt.as_of, flt.as_of]
+    elif flt.superseded_only:
+        clauses.append("m.valid_until IS NOT NULL")
+        if not flt.include_expired:
+            clauses.append(EXPIRED_NOT)
+            params.append(now)
     elif not flt.include_superseded and not flt.include_expired:
         clauses.append(CURRENT)
         params.append(now)

@@ -3,20 +3,24 @@
 Every write to a memory (an add, a supersede closing the old version, a promotion, a deletion)
 enters the store's change feed in the writing transaction, in commit order, whichever process
 made it. ``since`` reads it after a point, ``watch`` follows it; a server turns it into resource
-notifications. ``user_ids`` and ``scope_ids`` list the ids a client may want completed.
+notifications. ``user_ids`` and ``scope_ids`` list the ids a client may want completed, and
+``scope_counts`` how many memories each position of a user holds (a browser's tree of them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Literal, NamedTuple
 
 from ..errors import InvalidArgumentError
 from . import validation
 from .parts import Parts
+from .ports import ScopeCount
 
 MAX_IDS = 100  # an MCP completion answers at most 100 values
+MAX_POSITIONS = 10_000
 
 
 class MemoryChange(NamedTuple):
@@ -69,6 +73,14 @@ async def scope_ids(
     async with parts.store.reading() as db:
         user_key = await db.user_key(user_id)
         return [] if user_key is None else await db.scope_ids(user_key, column, prefix, limit)
+
+
+async def scope_counts(parts: Parts, user_id: str, limit: int) -> list[ScopeCount]:
+    user_id = validation.check_id(user_id, "user_id")
+    limit = validation.count(limit, "limit", 1, MAX_POSITIONS)
+    async with parts.store.reading() as db:
+        user_key = await db.user_key(user_id)
+        return [] if user_key is None else await db.scope_counts(user_key, time.time(), limit)
 
 
 def _prefix(value: object) -> str:

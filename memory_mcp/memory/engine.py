@@ -9,20 +9,18 @@ ports only store, index and embed. ``docs/design.md`` states the rules in full.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
 
-from ..errors import InvalidArgumentError
 from . import batch, changes, embedding, maintenance, reading, recall, transfer, validation, versions, writing
 from .changes import MemoryChange
 from .config import MemoryConfig
 from .models import Memory, MemoryCategory, MemoryStats, ScopeLevel, SearchResult
 from .parts import Parts
-from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorIndex
+from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, ScopeCount, TextIndex, VectorIndex
 from .promotion import record_recalls
 from .recall import SearchMode
 
@@ -321,6 +319,10 @@ class HierarchicalMemory:
         """The agent ids of a user's memories starting with ``prefix``, in order (at most 100)."""
         return await changes.scope_ids(self._parts, user_id, "agent_id", prefix, limit)
 
+    async def scope_counts(self, user_id: str, *, limit: int = 1000) -> list[ScopeCount]:
+        """Current, superseded and stored memories per position (session, agent, turn), in id order."""
+        return await changes.scope_counts(self._parts, user_id, limit)
+
     async def search(
         self,
         query: str,
@@ -340,15 +342,16 @@ class HierarchicalMemory:
         as_of: datetime | float | str | None = None,
         entity_refs: Sequence[str] | None = None,
         token_budget: int | None = None,
+        all_levels: bool = False,
     ) -> list[SearchResult]:
         """Search visible from the position, by meaning (``mode="semantic"``, the default), words
         (``"text"``) or both (``"hybrid"``). Unlike :meth:`recall`, a search is not counted as a
-        use of the memories it finds (no promotion by recall)."""
+        use of the memories it finds. ``all_levels``: what lies at and below the position instead."""
         return await self._find(
             query, user_id, session_id, agent_id, turn_id, top_k, mode=mode, min_similarity=min_similarity,
             min_relevance=min_relevance, categories=categories, scope_levels=scope_levels, min_importance=min_importance,
             include_superseded=include_superseded, as_of=as_of, entity_refs=entity_refs,
-            token_budget=token_budget, record=False,
+            token_budget=token_budget, record=False, all_levels=all_levels,
         )
 
     async def text_search(
@@ -418,26 +421,21 @@ class HierarchicalMemory:
         min_relevance: float | None,
         categories: Sequence[MemoryCategory | str] | None, scope_levels: Sequence[ScopeLevel | str] | None,
         min_importance: float | None, include_superseded: bool, as_of: datetime | float | str | None,
-        entity_refs: Sequence[str] | None, token_budget: int | None, record: bool,
+        entity_refs: Sequence[str] | None, token_budget: int | None, record: bool, all_levels: bool = False,
     ) -> list[SearchResult]:
         parts = self._parts
         position = validation.position(user_id, session_id, agent_id, turn_id)
         query = validation.query(query)
-        if mode not in ("hybrid", "semantic", "text"):
-            raise InvalidArgumentError(
-                f"unknown search mode {validation.clip(mode)}; use 'hybrid', 'semantic' or 'text'"
-            )
+        validation.search_mode(mode)
         top_k = validation.count(top_k, "top_k", 1, validation.MAX_TOP_K)
         min_similarity = validation.similarity(min_similarity)
-        if min_relevance is not None:
-            min_relevance = validation.fraction(min_relevance, "min_relevance")
-        if token_budget is not None:
-            token_budget = validation.count(token_budget, "token_budget", 1, 10**7)
+        min_relevance = None if min_relevance is None else validation.fraction(min_relevance, "min_relevance")
+        token_budget = None if token_budget is None else validation.count(token_budget, "token_budget", 1, 10**7)
         flt = validation.memory_filter(MemoryFilter(
             user_id=position.user_id, session_id=position.session_id, agent_id=position.agent_id,
             turn_id=position.turn_id, categories=categories, scope_levels=scope_levels,
             min_importance=min_importance, include_superseded=include_superseded, as_of=as_of,
-            entity_refs=entity_refs,
+            entity_refs=entity_refs, all_levels=bool(all_levels),
         ))
         if not query.strip():
             return []
@@ -489,15 +487,16 @@ class HierarchicalMemory:
     async def export_jsonl(self, out: TextIO, user_id: str | None = None) -> int:
         """Write every version of every memory (of one user, or all) to ``out`` as JSON lines;
         returns how many. See :mod:`memory_mcp.memory.transfer` for the format."""
-        count = 0
-        async for record in transfer.export_records(self._parts, user_id):
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-        return count
+        return await transfer.write_lines(self.export_lines(user_id), out)
+
+    def export_lines(self, user_id: str | None = None) -> AsyncIterator[str]:
+        """The lines :meth:`export_jsonl` writes, one at a time (each ends with a newline)."""
+        return transfer.export_lines(self._parts, user_id)
 
     async def import_jsonl(
-        self, lines: Iterable[str], progress: Callable[[int], None] | None = None
+        self, lines: Iterable[str], progress: Callable[[int], None] | None = None, *, user_id: str | None = None
     ) -> transfer.ImportReport:
         """Import JSON lines written by :meth:`export_jsonl` (ids, chains and scopes restored) or
-        lines without an id (remembered through :meth:`add`). Bad lines are reported, not fatal."""
-        return await transfer.import_lines(self._parts, lines, progress)
+        lines without an id (remembered through :meth:`add`). Bad lines are reported, not fatal.
+        With ``user_id``, only that user's lines (a line naming no user is theirs)."""
+        return await transfer.import_lines(self._parts, lines, progress, only_user=user_id)

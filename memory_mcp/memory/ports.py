@@ -48,6 +48,7 @@ class MemoryFilter:
     min_importance: float | None = None
     include_superseded: bool = False
     include_expired: bool = False
+    superseded_only: bool = False  # only the versions a newer one replaced (what a fact was before)
     as_of: datetime | float | str | None = None
     entity_refs: Sequence[str] | None = None
     all_levels: bool = False
@@ -114,6 +115,18 @@ class Change(NamedTuple):
     memory_id: str
     op: Literal["add", "update", "delete"]
     user_id: str
+
+
+class ScopeCount(NamedTuple):
+    """How many memories a user holds at one position: current ones, versions a newer one
+    replaced, and every version stored (the rest of them expired)."""
+
+    session_id: str | None
+    agent_id: str | None
+    turn_id: str | None
+    current: int
+    superseded: int
+    total: int
 
 
 class BrokenLink(NamedTuple):
@@ -330,6 +343,11 @@ class StoreReader(Protocol):
 
     async def scope_ids(self, user_key: int, column: Literal["session_id", "agent_id"], prefix: str, limit: int) -> list[str]:
         """The first ``limit`` distinct session (or agent) ids of a user's memories starting with ``prefix``."""
+        ...
+
+    async def scope_counts(self, user_key: int, now: float, limit: int) -> list[ScopeCount]:
+        """The counts of the user's first ``limit`` positions, in order of their ids (the user's
+        own memories, with no session, first)."""
         ...
 
     async def vector_file(self, user_key: int) -> VectorFile | None: ...

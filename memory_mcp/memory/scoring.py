@@ -77,9 +77,21 @@ def weigh(
     half_life_days: float,
 ) -> float:
     """The score of one memory from its fused score, importance and age: never above the fused score."""
+    by_importance, by_recency = factors(
+        importance=importance, age_days=age_days, importance_weight=importance_weight,
+        recency_weight=recency_weight, half_life_days=half_life_days,
+    )
+    return fused * by_importance * by_recency
+
+
+def factors(
+    *, importance: float, age_days: float, importance_weight: float, recency_weight: float, half_life_days: float
+) -> tuple[float, float]:
+    """The two factors (each 0..1) by which importance and recency weigh a fused score; shown
+    beside a result so that a person can see why it ranks where it does."""
     recency = 0.5 ** (max(age_days, 0.0) / half_life_days)
-    return (fused * (1.0 + importance_weight * importance) / (1.0 + importance_weight)
-            * (1.0 + recency_weight * recency) / (1.0 + recency_weight))
+    return ((1.0 + importance_weight * importance) / (1.0 + importance_weight),
+            (1.0 + recency_weight * recency) / (1.0 + recency_weight))
 
 
 def estimate_tokens(text: str) -> int:

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
@@ -66,10 +66,29 @@ async def export_records(parts: Parts, user_id: str | None = None) -> AsyncItera
             return
 
 
+async def export_lines(parts: Parts, user_id: str | None = None) -> AsyncIterator[str]:
+    """Each exported record as one JSON line."""
+    async for record in export_records(parts, user_id):
+        yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+async def write_lines(lines: AsyncIterator[str], out: TextIO) -> int:
+    """Write every line to ``out``; how many."""
+    count = 0
+    async for line in lines:
+        out.write(line)
+        count += 1
+    return count
+
+
 async def import_lines(
-    parts: Parts, lines: Iterable[str], progress: Progress | None = None, batch_size: int = 256
+    parts: Parts, lines: Iterable[str], progress: Progress | None = None, batch_size: int = 256,
+    only_user: str | None = None,
 ) -> ImportReport:
-    """Import JSON lines (see the module docstring); ``progress(n)`` is told of each batch done."""
+    """Import JSON lines (see the module docstring); ``progress(n)`` is told of each batch done.
+    With ``only_user``, a line of another user is refused and a line naming none is this user's."""
+    if only_user is not None:
+        validation.check_id(only_user, "user_id")
     report = ImportReport()
     batch: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(lines, 1):
@@ -82,6 +101,12 @@ async def import_lines(
         except ValueError as exc:
             report.errors.append((number, f"not a JSON object: {exc}"))
             continue
+        if only_user is not None:
+            owner = record.setdefault("user_id", only_user)
+            if owner != only_user:
+                report.errors.append((number, f"a memory of user {validation.clip(owner)}, not of "
+                                              f"{validation.clip(only_user)}: import it as that user"))
+                continue
         batch.append((number, record))
         if len(batch) >= batch_size:
             await _import_batch(parts, batch, report)

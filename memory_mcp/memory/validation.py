@@ -248,6 +248,11 @@ def valid_from(value: Any) -> float | None:
     return since
 
 
+def search_mode(mode: Any) -> None:
+    if mode not in ("hybrid", "semantic", "text"):
+        raise InvalidArgumentError(f"unknown search mode {clip(mode)}; use 'hybrid', 'semantic' or 'text'")
+
+
 def memory_filter(flt: MemoryFilter) -> MemoryFilter:
     """The filter with every field checked and in the form the stores translate: categories and
     levels as their enum values, ``as_of`` as epoch seconds, entity refs cleaned."""

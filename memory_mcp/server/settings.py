@@ -47,6 +47,7 @@ class ServerSettings(MemoryConfig):
     # The engine's setting, with the server's default: a client's question about nothing stored is
     # told that nothing matches (the library keeps 0, see MemoryConfig.min_relevance).
     min_relevance: float = Field(default=0.2, ge=0, le=1, description="The relevance floor of recall (0..1).")
+    ui: bool = Field(default=False, description="HTTP: also serve the memory browser at /ui.")
     watch_interval_s: float = Field(
         default=0.1, gt=0, le=60,
         description="How often the server looks for changes made by any process, to notify subscribed clients.",

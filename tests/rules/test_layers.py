@@ -63,6 +63,17 @@ def test_the_rules_contain_no_sql() -> None:
     assert offending == []
 
 
+def test_the_browser_is_a_thin_layer_without_sql_or_adapters() -> None:
+    """The memory browser (ui/) reads and writes through HierarchicalMemory only."""
+    offending = []
+    for path in (PACKAGE / "ui").glob("*.py"):
+        offending += [f"{path.name} imports {name}" for name in _imports(path)
+                      if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_RULES)]
+        offending += [f"{path.name}:{n}: {line.strip()}"
+                      for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if SQL.search(line)]
+    assert offending == []
+
+
 def test_no_module_of_the_rules_exceeds_500_lines() -> None:
     long = {p.name: n for p in RULES.glob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
     assert long == {}

@@ -138,4 +138,12 @@ CREATE TRIGGER memories_changed AFTER INSERT OR UPDATE OR DELETE ON memories
     FOR EACH ROW EXECUTE FUNCTION memory_mcp_changed();
 """
 
-MIGRATIONS: list[str] = [_V1]
+# The listing and counting indexes of SQLite's third migration (see there why).
+_V2 = """
+CREATE INDEX memories_listing ON memories(user_key, created_at, key, valid_until, expires_at, category, scope_level,
+                                           valid_from);
+DROP INDEX memories_position;
+CREATE INDEX memories_position ON memories(user_key, session_id, agent_id, turn_id, valid_until, expires_at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]

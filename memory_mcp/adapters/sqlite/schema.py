@@ -181,7 +181,19 @@ END;
 INSERT INTO memories_fts(memories_fts) VALUES ('rebuild');
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# A browser lists a user's memories newest first (or as they were at a time), counts them by
+# state, category and level, and counts them per position, at 100k memories of one user in a few milliseconds: each of these
+# reads one index of the user's rows that holds every column it tests (a row of memories holds
+# its vector, so reading the rows themselves costs a hundred times more).
+_V3 = """
+CREATE INDEX memories_listing ON memories(user_key, created_at, key, valid_until, expires_at, category, scope_level,
+                                           valid_from);
+DROP INDEX memories_position;
+CREATE INDEX memories_position ON memories(user_key, session_id, agent_id, turn_id, valid_until, expires_at);
+CREATE INDEX memories_kinds ON memories(user_key, category, scope_level, valid_until, expires_at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 
 
 def split_sql(script: str) -> list[str]:

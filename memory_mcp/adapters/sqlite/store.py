@@ -14,6 +14,7 @@ transaction or a read hands out; all of the SQL memory_mcp runs on SQLite is her
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -32,14 +33,16 @@ from ...memory.models import Memory, MemoryStats
 from ...memory.ports import BrokenLink, Move, NewVersion, Selection, Stored, Vector, VectorFile
 from ..feed import FeedReads
 from ..rows import COLUMNS, stored, version_row
-from ..selection import CURRENT, where
+from ..selection import where
 from .schema import MIGRATIONS, split_sql
 
 log = logging.getLogger(__name__)
 
 _SELECT = (
-    "SELECT " + ", ".join(f"m.{c}" for c in COLUMNS) + ", m.embedding IS NOT NULL, u.user_id "
-    "FROM memories m JOIN users u ON u.user_key = m.user_key"
+    "SELECT " + ", ".join(f"m.{c}" for c in COLUMNS) + ", m.embedding IS NOT NULL, "
+    # A subquery, not a join: with a join the planner may loop over users first and sort a
+    # user's every row for a page of a listing instead of reading them in index order.
+    "(SELECT u.user_id FROM users u WHERE u.user_key = m.user_key) FROM memories m"
 )
 _KEYS = "(SELECT value FROM json_each(?))"  # a list of keys passed as one JSON parameter
 
@@ -180,7 +183,16 @@ class SQLiteMemoryStore:
         async with self._lock:
             db = self.conn
             try:
-                await db.execute(begin)
+                try:
+                    await db.execute(begin)
+                except BaseException as exc:
+                    if not isinstance(exc, sqlite3.Error):
+                        # Cancelled while BEGIN was on its way to the connection's thread (anyio
+                        # cancels every await of a cancelled scope): it runs all the same, so a
+                        # ROLLBACK queued after it ends what it starts.
+                        with contextlib.suppress(sqlite3.Error):
+                            await db.execute("ROLLBACK")
+                    raise
                 try:
                     yield db
                 except BaseException:
@@ -292,6 +304,13 @@ class SQLiteSession(FeedReads):
     async def select(self, within: Selection, *, limit: int | None = None, offset: int = 0) -> list[Memory]:
         condition, params = where(within)
         tail = f"ORDER BY m.created_at DESC, m.key DESC LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
+        if all(f.all_levels and f.session_id is None and f.agent_id is None and f.turn_id is None
+               for f in within.filters):
+            # A listing of a user's whole memory reads the listing index in its order, which holds
+            # every other column it may test. The planner's statistics (the closed versions' many
+            # distinct times) may otherwise make it skip-scan another index and sort every row.
+            rows = await self.rows(f"{_SELECT} INDEXED BY memories_listing WHERE {condition} {tail}", params)
+            return [stored(row).memory for row in rows]
         return [s.memory for s in await self._select(condition, params, tail)]
 
     async def select_keys(self, within: Selection) -> list[int]:
@@ -332,20 +351,20 @@ class SQLiteSession(FeedReads):
         else:
             scope, params = "m.user_key = ?", [user_key]
             users = 1
-        row = await self.row(
-            f"SELECT count(*), coalesce(sum(m.valid_until IS NOT NULL), 0), "
-            f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope}",
+        # One pass over memories_kinds, in its order (no sorting): every count is a sum of its groups.
+        rows = await self.rows(
+            "SELECT m.category, m.scope_level, count(*), sum(m.valid_until IS NOT NULL), "
+            f"coalesce(sum(m.valid_until IS NULL AND m.expires_at <= ?), 0) FROM memories m WHERE {scope} "
+            "GROUP BY m.category, m.scope_level",
             [now, *params],
         )
-        assert row is not None
-        total, superseded, expired = (int(v) for v in row)
-        by: dict[str, dict[str, int]] = {}
-        for column in ("category", "scope_level"):
-            rows = await self.rows(
-                f"SELECT m.{column}, count(*) FROM memories m WHERE {scope} AND {CURRENT} GROUP BY m.{column}",
-                [*params, now],
-            )
-            by[column] = {str(name): int(n) for name, n in rows}
+        total = superseded = expired = 0
+        by: dict[str, dict[str, int]] = {"category": {}, "scope_level": {}}
+        for category, level, count, closed, ended in rows:
+            total, superseded, expired = total + count, superseded + closed, expired + ended
+            if count - closed - ended:
+                for column, name in (("category", str(category)), ("scope_level", str(level))):
+                    by[column][name] = by[column].get(name, 0) + count - closed - ended
         return MemoryStats(
             total=total, current=total - superseded - expired, superseded=superseded, expired=expired,
             categories=by["category"], scope_levels=by["scope_level"], users=int(users or 0),
