@@ -55,11 +55,9 @@ class HierarchicalMemory:
 
         An embedder other than the one the database was built with is refused, unless ``reembed``
         is true: then every memory is embedded again with the new one (as ``memory-mcp reindex``).
-        ``prepare=False`` opens the database only: the embedder is loaded and checked at its first
-        use (listing, exporting or forgetting needs none).
+        ``prepare=False`` opens the database only; the embedder is prepared at its first use.
         """
-        # The composition root is the one place that turns a configuration into adapters.
-        from ..compose import assemble
+        from ..compose import assemble  # the one place that turns a configuration into adapters
 
         parts = assemble(
             config or MemoryConfig(), store=store, vector_index=vector_index, text_index=text_index,
