@@ -1482,7 +1482,7 @@ def test_stdio_invalid_utf8_is_replaced_not_stored_raw(stdio: StdioServer) -> No
 def test_stdio_fuzzed_tool_calls(stdio: StdioServer) -> None:
     """The in-process tool fuzzing, smaller, as JSON lines: with ensure_ascii (surrogates as \\ud800
     escapes) or without (surrogates as invalid UTF-8 bytes), NaN/Infinity literals, 3000-deep nesting.
-    Lines the transport cannot decode are dropped unanswered (counted; see the xfail test below)."""
+    Lines the SDK cannot decode are answered by the server's own line check (test_stdio_every_request_gets_an_answer)."""
     tally = Tally("tools, stdio")
     ids = ["no-such-id"]
     stdio.last = None
