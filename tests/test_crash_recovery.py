@@ -37,17 +37,20 @@ def _run_and_kill(where: dict[str, Any], cycle: int, rng: random.Random) -> list
     proc = subprocess.Popen([sys.executable, str(WRITER), str(where.get("db_path", "unused.db")), str(cycle),
                              str(CLIENTS)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     acks: list[dict[str, Any]] = []
-    first = threading.Event()
+    first = threading.Event()  # set once every user has an acknowledged write: each kill lands mid-work
 
     def read() -> None:
         assert proc.stdout is not None
+        users = set()
         for line in proc.stdout:
             acks.append(json.loads(line))
-            first.set()
+            users.add(acks[-1]["user"])
+            if len(users) == min(CLIENTS, 3):
+                first.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    assert first.wait(120), "the writer acknowledged nothing"
+    assert first.wait(120), "the writer did not acknowledge a write for every user"
     # Sometimes at once (model still loading, nothing embedded), sometimes after index saves.
     time.sleep(rng.choice([0.0, rng.uniform(0.05, 1.0), rng.uniform(1.0, 6.0)]))
     proc.send_signal(signal.SIGKILL)
