@@ -7,6 +7,7 @@ system is asked the same questions about the same turns. Needs nothing beyond th
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 
 KS = (1, 5, 10)
 CATEGORIES = (1, 2, 3, 4)  # 5 is adversarial: no answer in the conversation
+# The LongMemEval metrics reported beside R@k (see ranking_metrics).
+METRICS = ("turn_all@5", "turn_all@10", "turn_ndcg@10", "session_all@5", "session_all@10", "session_ndcg@10")
 CATEGORY_NAMES = {2: "temporal"}  # the only numbering every source agrees on
 _SESSION = re.compile(r"session_(\d+)")
 _DATE = re.compile(
@@ -94,20 +97,62 @@ def first_hit(ranked_dia_ids: list[list[str]], evidence: set[str]) -> int | None
     return next((i for i, ids in enumerate(ranked_dia_ids, 1) if set(ids) & evidence), None)
 
 
+def session_of(dia_id: str) -> str:
+    """The session a turn belongs to: 'D3:14' -> 'D3'."""
+    return dia_id.partition(":")[0]
+
+
+def _dcg(gains: list[int]) -> float:
+    # As LongMemEval computes it: rank 1 counts in full, rank i > 1 by 1 / log2(i).
+    return sum(g if i < 2 else g / math.log2(i) for i, g in enumerate(gains, 1))
+
+
+def ranking_metrics(ranked_dia_ids: list[list[str]], evidence: set[str], k: int = 10) -> dict[str, float]:
+    """The retrieval metrics the LongMemEval authors report, at turn and at session level, for one
+    question: ``all@k`` (every evidence item among the first k), ``ndcg@k`` (binary gains; the
+    ideal ranking puts every evidence item first). At turn level the ranking is the results (one
+    that holds several turns, a merged memory, holds each of them); at session level it is the
+    sessions of the results in order of first appearance."""
+    out: dict[str, float] = {}
+    sessions: list[str] = list(dict.fromkeys(session_of(d) for ids in ranked_dia_ids for d in ids))
+    for level, order, wanted in (
+        ("turn", [set(ids) for ids in ranked_dia_ids], evidence),
+        ("session", [{s} for s in sessions], {session_of(d) for d in evidence}),
+    ):
+        gains = [int(bool(items & wanted)) for items in order]
+        ideal = _dcg([1] * min(len(wanted), k))
+        for at in KS:
+            out[f"{level}_all@{at}"] = float(wanted <= set().union(*order[:at]))
+        out[f"{level}_ndcg@{k}"] = min(_dcg(gains[:k]) / ideal, 1.0) if ideal else 0.0
+    return out
+
+
 class RecallTally:
-    """How many questions had an evidence turn among the first k results, overall and per category."""
+    """How many questions had an evidence turn among the first k results, overall and per category,
+    with the LongMemEval metrics (:func:`ranking_metrics`) summed the same way."""
 
     def __init__(self) -> None:
         self.hits: dict[int | str, dict[int, int]] = defaultdict(lambda: dict.fromkeys(KS, 0))
         self.counts: dict[int | str, int] = defaultdict(int)
+        self.sums: dict[int | str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.latencies: list[float] = []  # seconds, one per question
 
-    def add(self, category: int, rank: int | None) -> None:
+    def add(self, category: int, ranked_dia_ids: list[list[str]], evidence: set[str]) -> int | None:
+        """Count one question's ranking (each result's dia_ids, best first); its first hit's rank."""
+        rank = first_hit(ranked_dia_ids, evidence)
+        metrics = ranking_metrics(ranked_dia_ids, evidence)
         for group in ("all", category):
             self.counts[group] += 1
             for k in KS:
                 if rank is not None and rank <= k:
                     self.hits[group][k] += 1
+            for name, value in metrics.items():
+                self.sums[group][name] += value
+        return rank
 
     def recall_at(self, group: int | str, k: int) -> float:
         return self.hits[group][k] / self.counts[group] if self.counts[group] else float("nan")
+
+    def mean(self, group: int | str, metric: str) -> float:
+        """The mean of a :func:`ranking_metrics` metric over the group's questions."""
+        return self.sums[group][metric] / self.counts[group] if self.counts[group] else float("nan")

@@ -47,7 +47,7 @@ from memory_mcp import HierarchicalMemory, MemoryConfig
 from memory_mcp.server import ServerSettings, build_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from locomo_data import CATEGORIES, CATEGORY_NAMES, KS, Conversation, RecallTally, first_hit, load  # noqa: E402
+from locomo_data import CATEGORIES, CATEGORY_NAMES, KS, METRICS, Conversation, RecallTally, load  # noqa: E402
 from suite import run_peer  # noqa: E402
 
 
@@ -168,8 +168,7 @@ async def ask(
                     if out.is_error:
                         raise RuntimeError(f"recall failed: {out.content}")
                     hits = out.structured_content["results"]
-                    rank = first_hit([dia_of.get(h["id"], []) for h in hits], qa["evidence"])
-                    results[mode].add(qa["category"], rank)
+                    rank = results[mode].add(qa["category"], [dia_of.get(h["id"], []) for h in hits], qa["evidence"])
                     if misses is not None and (rank is None or rank > 1):
                         misses.append({
                             "mode": mode, "user": conv.user_id, "category": qa["category"],
@@ -264,6 +263,20 @@ def report(
             + f" | {lat['p50']:.1f} | {lat['p95']:.1f} |"
         )
     measured = {name: peer for name, peer in peers.items() if "skipped" not in peer}
+    lines += [
+        "",
+        "The metrics the LongMemEval authors report, at turn and at session level: all@k is the share of "
+        "questions with every evidence turn (session) among the first k results (sessions, in order of "
+        "first appearance), NDCG@10 the normalised discounted gain of the ranking (binary gains):",
+        "",
+        "| system | " + " | ".join(METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
+    for mode in modes:
+        lines.append(f"| {mode} | " + " | ".join(f"{results[mode].mean('all', m):.3f}" for m in METRICS) + " |")
+    for name, peer in measured.items():
+        got = peer["overall"]
+        lines.append(f"| {name} | " + " | ".join(f"{got[m]:.3f}" if m in got else "-" for m in METRICS) + " |")
     lines += [
         "",
         "Per category (R@1 / R@5 / R@10):",

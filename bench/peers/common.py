@@ -20,10 +20,10 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BENCH))
 
-from locomo_data import CATEGORIES, KS, RecallTally, first_hit, load  # noqa: E402
+from locomo_data import CATEGORIES, KS, METRICS, RecallTally, load  # noqa: E402
 from workload import pcts, query, rss_mb, sentence  # noqa: E402
 
-__all__ = ["CATEGORIES", "KS", "RecallTally", "first_hit", "load", "pcts", "query", "rss_mb", "sentence"]
+__all__ = ["CATEGORIES", "KS", "RecallTally", "load", "pcts", "query", "rss_mb", "sentence"]
 
 
 class SpeedData:
@@ -70,7 +70,7 @@ def summary(tally: RecallTally) -> dict[str, Any]:
     """The tally as the runners report it (a category without questions is left out)."""
 
     def at(group: int | str) -> dict[str, float]:
-        return {str(k): tally.recall_at(group, k) for k in KS}
+        return {**{str(k): tally.recall_at(group, k) for k in KS}, **{m: tally.mean(group, m) for m in METRICS}}
 
     return {
         "overall": at("all"),

@@ -53,7 +53,6 @@ from common import (  # noqa: E402
     RecallTally,
     SpeedData,
     emit,
-    first_hit,
     load,
     log,
     machine,
@@ -205,7 +204,7 @@ def locomo(data_path: Path, limit: int | None, per_conversation: bool) -> dict[s
             tally.latencies.append(time.perf_counter() - t)
             short += len(found) < max(KS)
             ranked = [[(hit.get("metadata") or {}).get("dia_id", "?")] for hit in found]
-            tally.add(qa["category"], first_hit(ranked, qa["evidence"]))
+            tally.add(qa["category"], ranked, qa["evidence"])
     result = summary(tally)
     return {
         "system": "mem0", "version": versions()["mem0ai"], "versions": versions(), "data": data_path.name,

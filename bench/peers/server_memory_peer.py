@@ -33,7 +33,6 @@ from common import (  # noqa: E402
     SpeedData,
     children,
     emit,
-    first_hit,
     load,
     log,
     machine,
@@ -168,7 +167,7 @@ async def locomo(data_path: Path, limit: int | None, batch: int, tmp: Path) -> d
                 returned.append(len(found))
                 answered += bool(found)
                 ranked = [[e["name"]] for e in found[: max(KS)]]
-                tally.add(qa["category"], first_hit(ranked, qa["evidence"]))
+                tally.add(qa["category"], ranked, qa["evidence"])
         log(f"  {conv.user_id}: {len(conv.turns)} turns, {len(conv.questions)} questions")
     result = summary(tally)
     return {
