@@ -387,6 +387,18 @@ async def test_add_by_one_engine_is_seen_by_the_others_next_query_recall_and_sea
     assert await _top_id(a, FACTS["music"][1]) == music.id
 
 
+async def test_a_user_first_stored_by_another_engine_is_found_after_an_empty_recall(
+    two_engines: tuple[HierarchicalMemory, HierarchicalMemory],
+) -> None:
+    """An engine remembers users' keys: one it looked for before the user existed is looked
+    for again, not taken as absent for good."""
+    a, b = two_engines
+    assert await b.recall("allergy", user_id="newcomer") == []
+    allergy = await a.add(FACTS["allergy"][0], user_id="newcomer")
+    assert await _top_id(b, FACTS["allergy"][1], user_id="newcomer") == allergy.id
+    assert [r.memory.id for r in await b.recall(FACTS["allergy"][1], user_id="newcomer")] == [allergy.id]
+
+
 async def test_supersession_by_one_engine_hides_the_old_version_from_the_others_recall(
     two_engines: tuple[HierarchicalMemory, HierarchicalMemory],
 ) -> None:

@@ -47,8 +47,7 @@ async def similar(parts: Parts, position: Position, target: Position, vector: Ve
     enough in meaning, and naming the same numbers and names, nearest first."""
     if vector is None or parts.vectors is None:
         return []
-    async with parts.store.reading() as db:
-        user_key = await db.user_key(position.user_id)
+    user_key = await parts.user_key(position.user_id)
     if user_key is None:
         return []
     within = scope(user_key, position, target, time.time())
@@ -59,11 +58,14 @@ async def similar(parts: Parts, position: Position, target: Position, vector: Ve
     near = [k for k, s in found if s >= threshold]
     if len(near) == NEAR:  # a crowd of near twins: search within the scope, widening
         near = [k for k, s in await nearest(parts, vector, within, 8) if s >= threshold]
-    elif near:
-        async with parts.store.reading() as db:
-            allowed = await db.filter_keys(near, within)
+        return await saying_the_same(parts, near, content)
+    if not near:
+        return []
+    async with parts.store.reading() as db:  # in scope, and what they say: one read
+        allowed = await db.filter_keys(near, within)
         near = [k for k in near if k in allowed]
-    return await saying_the_same(parts, near, content)
+        contents = await db.contents(near) if near else {}
+    return naming_the_same(near, contents, content)
 
 
 async def saying_the_same(parts: Parts, keys: list[int], content: str) -> list[int]:

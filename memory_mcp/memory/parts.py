@@ -12,6 +12,7 @@ from .ports import Embedder, MemoryCache, MemoryStore, TextIndex, VectorIndex
 
 # Builds the vector index once the embedder's dimension is known: (dimension, model name) -> index.
 VectorIndexFactory = Callable[[int, str], VectorIndex]
+_USER_KEYS_KEPT = 100_000  # user keys remembered at most (a few MB), then asked again
 
 
 @dataclass
@@ -28,6 +29,21 @@ class Parts:
     waiting_for: str | None = None  # why that loading waits (the database cannot be written now)
     reembed: bool = False  # re-embed everything if the embedder differs from the database's
     cache_seq: int = 0  # the last change the cache has seen
+    user_keys: dict[str, int] = field(default_factory=dict)  # see user_key
+
+    async def user_key(self, user_id: str) -> int | None:
+        """The user's key, None while the user has stored nothing. Users are never deleted and a
+        key never changes, so each is asked of the store once per process: a recall or an add
+        saves a read transaction."""
+        key = self.user_keys.get(user_id)
+        if key is None:
+            async with self.store.reading() as db:
+                key = await db.user_key(user_id)
+            if key is not None:
+                if len(self.user_keys) >= _USER_KEYS_KEPT:
+                    self.user_keys.clear()
+                self.user_keys[user_id] = key
+        return key
 
     def forget_cached(self, memory_id: str | None) -> None:
         if self.cache is not None and memory_id is not None:

@@ -38,8 +38,7 @@ async def find(
 ) -> tuple[int | None, list[SearchResult]]:
     """The user's key (None if the user has stored nothing) and the ranked results. ``flt`` has
     been checked; ``embedding`` is the query's vector on its way, or None for full text alone."""
-    async with parts.store.reading() as db:
-        user_key = await db.user_key(position.user_id)
+    user_key = await parts.user_key(position.user_id)
     if user_key is None:
         return None, []
     within = Selection(user_key, (flt,), now)

@@ -239,9 +239,11 @@ async def supersede(
 
 async def idempotent(parts: Parts, user_id: str, idempotency_key: str) -> Memory | None:
     """What a first call with this key stored for this user, if there was one."""
+    user_key = await parts.user_key(user_id)
+    if user_key is None:
+        return None
     async with parts.store.reading() as db:
-        user_key = await db.user_key(user_id)
-        return None if user_key is None else await db.find_idempotent(user_key, idempotency_key)
+        return await db.find_idempotent(user_key, idempotency_key)
 
 
 async def idempotent_many(parts: Parts, user_id: str, keys: Sequence[str]) -> dict[str, Memory]:
