@@ -84,7 +84,11 @@ def conversation(rng: random.Random, first: int, size: int, start: float) -> tup
 def generate(path: Path, messages: int, seed: int = 11) -> dict[str, int]:
     rng = random.Random(seed)
     written = conversations = off = 0
-    start = 1_600_000_000.0
+    # Conversations spread over the five years before today (a message dated in the future is
+    # refused), about 16 messages each.
+    span = 5 * 365 * 86400.0
+    step = span / max(1.0, messages / 16)
+    start = time.time() - span - 86400
     with open(path, "w", encoding="utf-8") as out:
         out.write("[")
         while written < messages:
@@ -92,7 +96,7 @@ def generate(path: Path, messages: int, seed: int = 11) -> dict[str, int]:
             record, left = conversation(rng, written, size, start)
             out.write(("," if conversations else "") + json.dumps(record))
             written, conversations, off = written + size, conversations + 1, off + left
-            start += rng.uniform(3600, 86400 * 2)
+            start = min(start + rng.uniform(0.1, 1.9) * step, time.time() - 86400)
         out.write("]")
     return {"messages": written, "conversations": conversations, "off_branch": off, "bytes": path.stat().st_size}
 
