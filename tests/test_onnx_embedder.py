@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from memory_mcp import EmbedderError, HierarchicalMemory, MemoryConfig
-from memory_mcp.adapters import onnx_embedder
+from memory_mcp.adapters import onnx_embedder, onnx_quantize
 from memory_mcp.adapters.onnx_embedder import DIMENSION, OnnxEmbedder
 
 TEXTS = [
@@ -117,3 +117,38 @@ async def test_the_default_config_opens_with_the_onnx_runtime(tmp_path: Path) ->
     async with await HierarchicalMemory.create(MemoryConfig(db_path=tmp_path / "m.db")) as memory:
         assert isinstance(memory.embedder, OnnxEmbedder)
         assert memory.semantic_ready
+
+
+async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MEMORY_MCP_CACHE_DIR", str(tmp_path / "cache"))
+    source = onnx_embedder.packaged_files()[0]
+    made = onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256)
+    digest = made.with_suffix(".sha256")
+    assert made.parent == tmp_path / "cache" and onnx_embedder.sha256_of(made) == digest.read_text().strip()
+    assert made.stat().st_size < source.stat().st_size * 1.5  # int8 weights, not the float copy (4x)
+    stamp = made.stat().st_mtime_ns
+    assert onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256) == made
+    assert made.stat().st_mtime_ns == stamp  # kept, not made again
+    with open(made, "r+b") as f:  # damaged in the cache: its digest no longer matches
+        f.seek(1000)
+        f.write(b"\0" * 64)
+    assert onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256) == made
+    assert onnx_embedder.sha256_of(made) == digest.read_text().strip()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([made.name, digest.name])
+
+
+async def test_without_a_usable_cache_the_packaged_model_runs_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, embedder: OnnxEmbedder
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("MEMORY_MCP_CACHE_DIR", str(blocked / "cache"))
+    fallback = OnnxEmbedder(threads=3)  # a thread count nothing loaded early
+    await fallback.warm_up()
+    assert fallback._model.value is not None and not fallback._model.value.one_text_per_run
+    assert embedder._model.value is not None and embedder._model.value.one_text_per_run
+    assert "running the packaged embedding model as it is" in caplog.text
+    packaged, fast = await fallback.embed(TEXTS), await embedder.embed(TEXTS)
+    assert np.all(np.sum(packaged * fast, axis=1) > 0.98)  # the two runtimes agree

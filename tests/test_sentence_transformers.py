@@ -66,8 +66,10 @@ async def test_the_backend_is_chosen_by_configuration(tmp_path: Path) -> None:
 
 
 async def test_a_database_embedded_on_torch_recalls_the_same_under_onnx(tmp_path: Path, embedder: OnnxEmbedder) -> None:
-    """Measured: the two runtimes' vectors agree to a cosine of 0.9985 or more, so the database
-    keeps its vectors when the runtime changes; this checks that what search finds is unchanged."""
+    """Measured: the default runtime (int8 arithmetic) agrees with torch to a cosine of 0.99 or
+    more (0.9956 on average on chat turns), so the database keeps its vectors when the runtime
+    changes; this checks that search finds what it finds on a database of its own vectors, give or
+    take one query of the 42 (on LoCoMo both stay within 0.01 of recall@1/5/10)."""
     torch_runtime = SentenceTransformersEmbedder()
     items = [{"content": text, "user_id": "u"} for text in _memories()]
     for name, runtime in (("torch.db", torch_runtime), ("onnx.db", embedder)):
@@ -77,7 +79,8 @@ async def test_a_database_embedded_on_torch_recalls_the_same_under_onnx(tmp_path
     # Both databases searched with the ONNX runtime: the torch-built one opens without re-embedding.
     mixed = await _top(tmp_path / "torch.db", _SharedEmbedder(embedder))
     pure = await _top(tmp_path / "onnx.db", _SharedEmbedder(embedder))
-    assert [m[0] for m in mixed] == [p[0] for p in pure]  # the same best memory for every query
+    same_best = sum(m[0] == p[0] for m, p in zip(mixed, pure, strict=True))
+    assert same_best >= len(QUERIES) - 1, same_best  # the same best memory for all but one query
     assert 0 < _recall_at(1, pure) < 1  # the questions are neither trivial nor hopeless
     for k in (1, 3, 5):
-        assert _recall_at(k, mixed) == _recall_at(k, pure), k
+        assert round(abs(_recall_at(k, mixed) - _recall_at(k, pure)) * len(QUERIES)) <= 1, k  # queries

