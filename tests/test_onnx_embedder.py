@@ -3,6 +3,7 @@ agreeing with the sentence-transformers runtime of the same model."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,23 @@ async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
     assert onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256) == made
     assert onnx_embedder.sha256_of(made) == digest.read_text().strip()
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([made.name, digest.name])
+
+
+async def test_what_a_killed_derivation_left_is_removed_by_the_next(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MEMORY_MCP_CACHE_DIR", str(tmp_path / "cache"))
+    source = onnx_embedder.packaged_files()[0]
+    made = onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = made.parent / f".{made.stem}-{gone.stdout.strip()}-x1"  # its process has ended
+    alive = made.parent / f".{made.stem}-{os.getpid()}-x2"  # a derivation still running
+    for work in (left, alive):
+        work.mkdir()
+        (work / "float.onnx").write_bytes(b"half written")
+    made.unlink()
+    onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256)
+    assert not left.exists() and alive.exists()
 
 
 async def test_without_a_usable_cache_the_packaged_model_runs_and_says_so(

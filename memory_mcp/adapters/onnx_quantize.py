@@ -61,6 +61,7 @@ def quantized_model(source: Path, source_sha256: str) -> Path:
         pass
     log.info("preparing the embedding model for this machine (once, a few seconds): %s", model)
     folder.mkdir(parents=True, exist_ok=True)
+    _sweep(folder, name)
     with tempfile.TemporaryDirectory(dir=folder, prefix=f".{name}-{os.getpid()}-") as tmp:
         work = Path(tmp)
         # In a process of its own: deriving peaks at ~500 MB, which this one would keep.
@@ -75,6 +76,27 @@ def quantized_model(source: Path, source_sha256: str) -> Path:
         os.replace(work / "int8.onnx", model)
         os.replace(work / "sha256", digest)
     return model
+
+
+def _sweep(folder: Path, name: str) -> None:
+    """Remove what a derivation killed half way left behind (~110 MB): work directories of
+    processes that no longer run."""
+    import shutil
+
+    for work in folder.glob(f".{name}-*"):
+        pid = work.name[len(name) + 2 :].partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal, but there
+        return True
+    return True
 
 
 def _derive(source: Path, folded: Path, out: Path) -> None:
