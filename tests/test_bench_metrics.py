@@ -44,4 +44,5 @@ def test_the_tally_averages_per_category_and_overall() -> None:
     assert tally.add(2, [["D1:5"]], {"D4:4"}) is None
     assert tally.recall_at("all", 1) == 0.0 and tally.recall_at("all", 5) == 0.5
     assert tally.mean(1, "turn_all@5") == 1.0 and tally.mean(2, "turn_all@5") == 0.0
-    assert tally.mean("all", "turn_ndcg@10") == pytest.approx(0.5 * 1 / 1)  # rank 2 counts in full
+    # NDCG: 1 for the first question (its one evidence turn at rank 2 counts in full), 0 for the other.
+    assert tally.mean("all", "turn_ndcg@10") == pytest.approx(0.5)

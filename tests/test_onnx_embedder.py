@@ -120,14 +120,21 @@ async def test_the_default_config_opens_with_the_onnx_runtime(tmp_path: Path) ->
         assert memory.semantic_ready
 
 
-async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def derived(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, Path]:
+    """The packaged model and the int8 model derived from it into an empty cache of its own."""
     monkeypatch.setenv("MEMORY_MCP_CACHE_DIR", str(tmp_path / "cache"))
     source = onnx_embedder.packaged_files()[0]
-    made = onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256)
+    return source, onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256)
+
+
+async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
+    derived: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source, made = derived
     digest = made.with_suffix(".sha256")
-    assert made.parent == tmp_path / "cache" and onnx_embedder.sha256_of(made) == digest.read_text().strip()
+    first = onnx_embedder.sha256_of(made)
+    assert made.parent == tmp_path / "cache" and first == digest.read_text().strip()
     assert made.stat().st_size < source.stat().st_size * 1.5  # int8 weights, not the float copy (4x)
     stamp = made.stat().st_mtime_ns
     assert onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256) == made
@@ -136,16 +143,12 @@ async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
         f.seek(1000)
         f.write(b"\0" * 64)
     assert onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256) == made
-    assert onnx_embedder.sha256_of(made) == digest.read_text().strip()
+    assert onnx_embedder.sha256_of(made) == first  # made again, byte for byte
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([made.name, digest.name])
 
 
-async def test_what_a_killed_derivation_left_is_removed_by_the_next(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("MEMORY_MCP_CACHE_DIR", str(tmp_path / "cache"))
-    source = onnx_embedder.packaged_files()[0]
-    made = onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256)
+async def test_what_a_killed_derivation_left_is_removed_by_the_next(derived: tuple[Path, Path]) -> None:
+    source, made = derived
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     left = made.parent / f".{made.stem}-{gone.stdout.strip()}-x1"  # its process has ended
     alive = made.parent / f".{made.stem}-{os.getpid()}-x2"  # a derivation still running

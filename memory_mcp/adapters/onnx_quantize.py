@@ -91,11 +91,11 @@ def _sweep(folder: Path, name: str) -> None:
 
 def _running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: is it there? (PermissionError: there, but another user's)
     except ProcessLookupError:
         return False
-    except OSError:  # not ours to signal, but there
-        return True
+    except PermissionError:
+        pass
     return True
 
 
