@@ -51,6 +51,17 @@ async def test_context_weight_one_counts_a_context_word_like_a_word_of_the_memor
         await memory.close()
 
 
+async def test_a_word_in_both_the_memory_and_its_context_counts_once(memory: HierarchicalMemory) -> None:
+    # Contents of the same length; one also has the word in its context. Counted twice, it would
+    # score higher.
+    both = await memory.add("Booked the ferry ticket", user_id="u", context="the ferry leaves at noon")
+    plain = await memory.add("Painted our ferry blue", user_id="u", context="plans for the long summer")
+    await memory.add("Walked the dog", user_id="u")
+    found = await memory.text_search("ferry", user_id="u")
+    assert {r.memory.id for r in found} == {both.id, plain.id}
+    assert found[0].text_score == pytest.approx(found[1].text_score)
+
+
 async def test_the_vector_is_the_contents_alone(memory: HierarchicalMemory) -> None:
     plain = await memory.add("Chocolate and vanilla swirl", user_id="a")
     situated = await memory.add("Chocolate and vanilla swirl", user_id="b", context="What did you cook on Friday?")

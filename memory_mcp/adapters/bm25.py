@@ -44,8 +44,14 @@ class Hits:
 
     @classmethod
     def of(cls, rows: Sequence[Sequence[object]]) -> Hits:
-        """From rows of (term, key, weight, length, selected)."""
+        """From rows of (term, key, weight, length, selected); a word found in a memory more than
+        once (in the memory and in its context) is kept once, with its larger weight."""
         table = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        order = np.lexsort((-table[:, 2], table[:, 1], table[:, 0]))
+        table = table[order]
+        first = np.ones(len(table), dtype=bool)
+        first[1:] = (table[1:, 0] != table[:-1, 0]) | (table[1:, 1] != table[:-1, 1])
+        table = table[first]
         return cls(
             term=table[:, 0].astype(np.int64), key=table[:, 1].astype(np.int64), weight=table[:, 2],
             length=table[:, 3], selected=table[:, 4] != 0,
