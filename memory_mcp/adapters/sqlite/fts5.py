@@ -62,7 +62,8 @@ class Fts5TextIndex:
                     )
                     params += [f"{owner}{column} : {phrase}", self._cap]
             condition, selection = where(within) if within is not None else ("1", [])
-            # By key, SQLite would read each memory's row; the covering index is three times faster.
+            # By key, SQLite would read each memory's row (its vector with it); the covering index
+            # halves the join's time at 100k memories.
             rows = await session.rows(
                 f"WITH hits AS ({' UNION ALL '.join(parts)}) "
                 f"SELECT h.term, h.key, h.weight, m.n_tokens, {condition} "
