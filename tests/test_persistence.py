@@ -271,6 +271,24 @@ async def test_index_saved_on_close_is_recorded_with_its_size_and_checksum(
     assert saved == [record["file_name"]]
 
 
+@pytest.mark.sqlite_only  # about the SQLite file itself
+async def test_a_growing_database_gets_planner_statistics_while_it_is_open(
+    open_memory: Callable[..., Any], db_path: Path
+) -> None:
+    # SQLite takes them at close too; a server that never closes must not plan without them (it
+    # read a recall's candidates through the user's index, every memory of it, instead of by key).
+    engine = await open_memory()
+    try:
+        await engine.add_many([{"content": f"Reading list entry {i}", "user_id": "alice"} for i in range(1100)])
+        with closing(sqlite3.connect(db_path)) as db:
+            analysed = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() and (
+                db.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'memories'").fetchone()
+            )
+        assert analysed
+    finally:
+        await engine.close()
+
+
 @pytest.mark.sqlite_only  # about <db>.vectors/ files or the SQLite file itself
 @pytest.mark.parametrize(
     "damage",
