@@ -81,8 +81,11 @@ async def _worker(tally: Tally, writer: Client, reader: Client, seed: int, deadl
         else:
             old = mine.pop(rng.randrange(len(mine)))
             content = f"Client {seed} revised {_nonce(rng)}"
+            # Whether the old version is still current is unknown until the answer comes, and a server
+            # killed after its commit never answers (the call may then end in a cancellation, which
+            # nothing below would see): forget it first.
+            tally.acked.pop(old, None)
             new = await tally.call(writer, "supersede", {"memory_id": old, "new_content": content})
-            tally.acked.pop(old, None)  # superseded, or (no answer: the server died) unknown
             if new is not None:
                 tally.acked[new["id"]] = content
                 mine.append(new["id"])
