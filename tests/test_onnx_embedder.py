@@ -133,7 +133,7 @@ async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
 ) -> None:
     source, made = derived
     digest = made.with_suffix(".sha256")
-    first = onnx_embedder.sha256_of(made)
+    first = onnx_quantize.sha256_of(made)
     assert made.parent == tmp_path / "cache" and first == digest.read_text().strip()
     assert made.stat().st_size < source.stat().st_size * 1.5  # int8 weights, not the float copy (4x)
     stamp = made.stat().st_mtime_ns
@@ -143,7 +143,7 @@ async def test_the_int8_model_is_made_once_kept_and_made_again_when_damaged(
         f.seek(1000)
         f.write(b"\0" * 64)
     assert onnx_quantize.quantized_model(source, onnx_embedder.MODEL_SHA256) == made
-    assert onnx_embedder.sha256_of(made) == first  # made again, byte for byte
+    assert onnx_quantize.sha256_of(made) == first  # made again, byte for byte
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([made.name, digest.name])
 
 
