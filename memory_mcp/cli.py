@@ -342,6 +342,9 @@ def serve(settings: Any) -> None:
     # The database first: a file that cannot be opened is one line and exit code 2, before any
     # thread starts (a model half loaded at exit aborts the process).
     _check_database(settings)
+    from .compose import checked_embedder
+
+    checked_embedder(settings)  # a setting the embedder cannot serve is one line too
     if settings.embedder_backend == "local":
         # The SDK's import takes longer than the model's load: load both at once, so that the
         # first recall is semantic as soon as the server answers.

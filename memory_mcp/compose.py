@@ -19,7 +19,7 @@ from .adapters.usearch_index import UsearchVectorIndex
 from .errors import EmbedderError
 from .memory.config import EmbedderBackend, MemoryConfig
 from .memory.parts import Parts, VectorIndexFactory
-from .memory.ports import Embedder, MemoryCache, MemoryStore, TextIndex, VectorIndex
+from .memory.ports import Embedder, MemoryCache, MemoryStore, TextIndex, TokenEmbedder, VectorIndex
 
 
 def assemble(
@@ -38,6 +38,7 @@ def assemble(
         text_index = _text_index(config, store)
     if cache is None and config.cache_enabled:
         cache = LRUMemoryCache(config.cache_max_size)
+    embedder = checked_embedder(config, embedder)
     if vector_index is not None:
         make_vector_index = _injected(vector_index)
     elif isinstance(store, SQLiteMemoryStore):
@@ -45,9 +46,22 @@ def assemble(
     else:
         make_vector_index = _pgvector(config, store)
     return Parts(
-        config=config, store=store, text_index=text_index, embedder=embedder or make_embedder(config), cache=cache,
+        config=config, store=store, text_index=text_index, embedder=embedder, cache=cache,
         make_vector_index=make_vector_index,
     )
+
+
+def checked_embedder(config: MemoryConfig, embedder: Embedder | None = None) -> Embedder:
+    """The embedder given, or else the one ``config`` names (not loaded yet), once it is known to
+    do what the configuration asks of it."""
+    embedder = embedder or make_embedder(config)
+    if config.rerank and not isinstance(embedder, TokenEmbedder):
+        raise EmbedderError(
+            f"rerank compares the query's tokens with the memories', and this embedder ({type(embedder).__name__}) "
+            "gives one vector per text only: use the local or sentence-transformers embedder "
+            "(MEMORY_MCP_EMBEDDER_BACKEND), or turn rerank off (MEMORY_MCP_RERANK=false)"
+        )
+    return embedder
 
 
 def make_store(config: MemoryConfig) -> MemoryStore:

@@ -22,7 +22,7 @@ import concurrent.futures
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedderError
-from ..memory.ports import Vector
+from ..memory.ports import TokenVectors, Vector
 from .loading import LoadOnce
 from .onnx_quantize import quantized_model, sha256_of
 
@@ -112,15 +112,41 @@ class OnnxEmbedder:
         model = await self._model.get()
         return await asyncio.to_thread(self._embed_sync, model, list(texts))
 
+    async def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        if not texts:
+            return []
+        model = await self._model.get()
+        return await asyncio.to_thread(self._token_vectors_sync, model, list(texts))
+
     async def aclose(self) -> None:
         self._model.reset()
 
     # -- in the worker thread -----------------------------------------------------------------
 
     def _embed_sync(self, model: Model, texts: list[str]) -> Vector:
-        encodings = model.tokenizer.encode_batch(texts)
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for batch, tokens, mask in self._runs(model, model.tokenizer.encode_batch(texts)):
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[batch] = pooled
+        return out
+
+    def _token_vectors_sync(self, model: Model, texts: list[str]) -> list[TokenVectors]:
+        encodings = model.tokenizer.encode_batch(texts)
+        out = [TokenVectors(np.zeros(0, np.int64), np.zeros((0, DIMENSION), np.float32))] * len(texts)
+        for batch, tokens, mask in self._runs(model, encodings):
+            for row, i in enumerate(batch):
+                n = int(mask[row].sum())  # [CLS] first and [SEP] last are left out
+                vectors = tokens[row, 1:n - 1]
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                out[i] = TokenVectors(np.asarray(encodings[i].ids[1:n - 1], dtype=np.int64), vectors.astype(np.float32))
+        return out
+
+    def _runs(self, model: Model, encodings: list[Any]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """(the texts' rows, the model's token vectors, the attention mask) of each run of the model,
+        texts of a similar length together."""
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         most = 1 if model.one_text_per_run else self._batch_size
         for batch in _batches(order, [len(encodings[i].ids) for i in order], most):
             width = max(len(encodings[i].ids) for i in batch)
@@ -134,11 +160,7 @@ class OnnxEmbedder:
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out[batch] = pooled
-        return out
+            yield batch, tokens, mask
 
     def _load_sync(self) -> Model:
         with _early_lock:

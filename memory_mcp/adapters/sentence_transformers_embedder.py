@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedderError
-from ..memory.ports import Vector
+from ..memory.ports import TokenVectors, Vector
 from .loading import LoadOnce
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,12 @@ class SentenceTransformersEmbedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    async def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        model = await self._load()
+        if not texts:
+            return []
+        return await asyncio.to_thread(_token_vectors, model, list(texts), self._batch_size)
+
     async def aclose(self) -> None:
         self._model.reset()
 
@@ -115,3 +121,16 @@ class SentenceTransformersEmbedder:
             raise EmbedderError(f"could not load the local embedding model from {path}: {exc}") from exc
         log.info("loaded embedding model %s on %s", self._model_name, self._device)
         return model
+
+
+def _token_vectors(model: Any, texts: list[str], batch_size: int) -> list[TokenVectors]:
+    """Each text's token vectors, as the model's last layer gives them, and their ids (the first and
+    last, the tokenizer's special tokens, left out)."""
+    found = model.encode(texts, batch_size=batch_size, output_value="token_embeddings", show_progress_bar=False)
+    out = []
+    for text, tokens in zip(texts, found, strict=True):
+        ids = model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"][: len(tokens)]
+        vectors = tokens.float().cpu().numpy()[1:-1]
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        out.append(TokenVectors(np.asarray(ids[1:-1], dtype=np.int64), vectors.astype(np.float32)))
+    return out

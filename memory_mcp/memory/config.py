@@ -137,6 +137,20 @@ class MemoryConfig(BaseSettings):
         "memories however weak; the MCP server uses 0.2, so that a question about nothing stored finds nothing. "
         "Full text alone has no default floor; a call's min_relevance applies in every mode.",
     )
+    rerank: bool = Field(
+        default=False,
+        description="Hybrid recall reorders its best rerank_depth candidates by matching the query's tokens one by "
+        "one against each memory's and its context's (late interaction; see memory_mcp.memory.rerank): better at "
+        "putting the right memory first, and slower (the candidates' tokens go through the embedding model at query "
+        "time, cached afterwards). Needs the local or sentence-transformers embedder.",
+    )
+    rerank_depth: int = Field(
+        default=20, ge=1, le=200, description="How many of hybrid recall's best candidates rerank reorders (at least "
+        "top_k).",
+    )
+    rerank_cache_mb: float = Field(
+        default=64.0, ge=0, description="Memory kept for the token vectors of recently reranked texts, in MB.",
+    )
     importance_weight: float = Field(default=0.3, ge=0)
     recency_weight: float = Field(default=0.1, ge=0)
     recency_half_life_days: float = Field(default=30.0, gt=0)

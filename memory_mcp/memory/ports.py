@@ -185,6 +185,24 @@ class Embedder(Protocol):
     async def aclose(self) -> None: ...
 
 
+class TokenVectors(NamedTuple):
+    """A text's tokens as the model saw them (its special tokens left out): their ids in the model's
+    vocabulary and their contextual vectors, one L2-normalised float32 row per token."""
+
+    ids: npt.NDArray[np.int64]
+    vectors: Vector
+
+
+@runtime_checkable
+class TokenEmbedder(Protocol):
+    """An embedder that can also give each token's own vector (what reranking compares; see
+    :mod:`memory_mcp.memory.rerank`). The local models can; an embedding server cannot."""
+
+    async def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """One ``TokenVectors`` per text, in order."""
+        ...
+
+
 @runtime_checkable
 class VectorIndex(Protocol):
     """Approximate nearest neighbours over memory vectors, partitioned by user.

@@ -3,7 +3,9 @@
 Hybrid recall (the default) asks the text index and the vector index for candidates among what is
 visible from the position, scores what only full text found semantically too (from its stored
 vector), fuses both scores (see :mod:`memory_mcp.memory.scoring`) and weighs the result by importance
-and recency. While the embedder is still loading, hybrid recall answers from full text alone.
+and recency. With ``MemoryConfig.rerank`` the best few are then reordered token by token (see
+:mod:`memory_mcp.memory.rerank`). While the embedder is still loading, hybrid recall answers from
+full text alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from .models import Memory, SearchResult
 from .parts import Parts
 from .ports import MemoryFilter, Selection, Vector, VectorFilter
+from .rerank import TokenCache, rerank
 from .scope import Position
 from .scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
 
@@ -68,6 +71,11 @@ async def find(
         parts, keys, rows, similarity, words, [k for k, _ in semantic], [k for k, _ in text], mode, now, min_relevance,
         vector is not None,
     )
+    if parts.config.rerank and mode == "hybrid" and vector is not None:
+        if parts.token_cache is None:
+            parts.token_cache = TokenCache(int(parts.config.rerank_cache_mb * 2**20))
+        head = ranked[:max(parts.config.rerank_depth, top_k)]
+        ranked = await rerank(parts.embedder, parts.token_cache, query, head, rows)  # type: ignore[arg-type]
     return user_key, within_budget(ranked, rows, similarity, words, top_k, token_budget)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memory_mcp.memory.ports import Embedder
+from memory_mcp.memory.ports import Embedder, TokenEmbedder
 
 # Loading a real model takes up to seconds (once per test session).
 pytestmark = pytest.mark.slow
@@ -47,3 +47,31 @@ async def test_no_texts_give_no_rows(any_embedder: Embedder) -> None:
     vectors = await any_embedder.embed([])
     assert vectors.shape == (0, await any_embedder.dimension())
     assert vectors.dtype == np.float32
+
+
+# -- token vectors (the local embedders; what reranking compares) -----------------------------
+
+
+async def test_token_vectors_are_unit_rows_one_per_token_without_the_special_tokens(any_embedder: Embedder) -> None:
+    assert isinstance(any_embedder, TokenEmbedder)
+    found = await any_embedder.token_vectors(TEXTS + ["cat"])
+    assert len(found) == len(TEXTS) + 1
+    for tokens in found:
+        assert tokens.ids.dtype == np.int64 and tokens.vectors.dtype == np.float32
+        assert tokens.vectors.shape == (len(tokens.ids), await any_embedder.dimension())
+        assert np.linalg.norm(tokens.vectors, axis=1) == pytest.approx(np.ones(len(tokens.ids)), abs=1e-5)
+    assert len(found[-1].ids) == 1  # "cat" is one token of the vocabulary: no [CLS] or [SEP] beside it
+    assert found[-1].ids[0] in found[0].ids.tolist()  # the same token in another text
+    assert await any_embedder.token_vectors([]) == []
+
+
+async def test_a_token_vector_depends_on_its_sentence_and_not_on_the_batch(any_embedder: Embedder) -> None:
+    assert isinstance(any_embedder, TokenEmbedder)
+    river, money, again = await any_embedder.token_vectors(
+        ["We sat on the bank of the river.", "I opened an account at the bank.", "We sat on the bank of the river."])
+    alone = (await any_embedder.token_vectors(["We sat on the bank of the river."]))[0]
+    (bank,) = (await any_embedder.token_vectors(["bank"]))[0].ids.tolist()
+    in_river, in_money = river.vectors[river.ids.tolist().index(bank)], money.vectors[money.ids.tolist().index(bank)]
+    assert float(in_river @ in_money) < 0.95  # the same word, in another sense, is another vector
+    np.testing.assert_allclose(again.vectors, river.vectors, atol=1e-4)
+    np.testing.assert_allclose(alone.vectors, river.vectors, atol=1e-4)
