@@ -20,6 +20,7 @@ from .errors import EmbedderError
 from .memory.config import EmbedderBackend, MemoryConfig
 from .memory.parts import Parts, VectorIndexFactory
 from .memory.ports import Embedder, MemoryCache, MemoryStore, TextIndex, TokenEmbedder, VectorIndex
+from .memory.rerank import TokenCache
 
 
 def assemble(
@@ -48,6 +49,7 @@ def assemble(
     return Parts(
         config=config, store=store, text_index=text_index, embedder=embedder, cache=cache,
         make_vector_index=make_vector_index,
+        token_cache=TokenCache(int(config.rerank_cache_mb * 2**20)) if config.rerank else None,
     )
 
 

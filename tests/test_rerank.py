@@ -4,6 +4,7 @@ a configuration it cannot serve, said in one line by the library and by the serv
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,8 +159,6 @@ async def test_rerank_with_an_embedder_that_has_no_token_vectors_is_refused_with
     {"MEMORY_MCP_EMBEDDER_MODEL": "no-such-model"},  # the local backend runs its packaged model only
 ])
 def test_the_server_says_an_embedder_setting_it_cannot_serve_in_one_line(tmp_path: Path, setting: dict[str, str]) -> None:
-    import os
-
     done = subprocess.run(
         [sys.executable, "-m", "memory_mcp", "serve", "--db-path", str(tmp_path / "m.db")],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env={**os.environ, **setting},

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import EmbedderError, InvalidArgumentError
 from ..memory.ports import Vector
+from .unit_rows import unit_rows
 
 # Sizes of OpenAI's own models, so that ``dimension()`` needs no request for them.
 OPENAI_MODEL_DIMENSIONS: dict[str, int] = {
@@ -215,10 +216,8 @@ class _HTTPEmbedder:
             ) from None
         if not np.isfinite(matrix).all():
             raise EmbedderError(f"{self._service} returned NaN or infinite values (model {self._model!r}).")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0  # an all-zero row stays zero rather than becoming NaN
         self._dim = dim
-        return (matrix / norms).astype(np.float32)
+        return unit_rows(matrix)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this embedder created it; a client passed in is the caller's."""

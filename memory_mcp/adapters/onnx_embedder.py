@@ -33,6 +33,7 @@ from ..errors import EmbedderError
 from ..memory.ports import TokenVectors, Vector
 from .loading import LoadOnce
 from .onnx_quantize import quantized_model, sha256_of
+from .unit_rows import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,7 @@ class OnnxEmbedder:
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         for batch, tokens, mask in self._runs(model, model.tokenizer.encode_batch(texts)):
             weights = mask[:, :, None].astype(np.float32)
-            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out[batch] = pooled
+            out[batch] = unit_rows((tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
         return out
 
     def _token_vectors_sync(self, model: Model, texts: list[str]) -> list[TokenVectors]:
@@ -138,9 +137,7 @@ class OnnxEmbedder:
         for batch, tokens, mask in self._runs(model, encodings):
             for row, i in enumerate(batch):
                 n = int(mask[row].sum())  # [CLS] first and [SEP] last are left out
-                vectors = tokens[row, 1:n - 1]
-                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-                out[i] = TokenVectors(np.asarray(encodings[i].ids[1:n - 1], dtype=np.int64), vectors.astype(np.float32))
+                out[i] = TokenVectors(np.asarray(encodings[i].ids[1:n - 1], dtype=np.int64), unit_rows(tokens[row, 1:n - 1]))
         return out
 
     def _runs(self, model: Model, encodings: list[Any]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import EmbedderError
 from ..memory.ports import TokenVectors, Vector
 from .loading import LoadOnce
+from .unit_rows import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,5 @@ def _token_vectors(model: Any, texts: list[str], batch_size: int) -> list[TokenV
     out = []
     for text, tokens in zip(texts, found, strict=True):
         ids = model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"][: len(tokens)]
-        vectors = tokens.float().cpu().numpy()[1:-1]
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        out.append(TokenVectors(np.asarray(ids[1:-1], dtype=np.int64), vectors.astype(np.float32)))
+        out.append(TokenVectors(np.asarray(ids[1:-1], dtype=np.int64), unit_rows(tokens.float().cpu().numpy()[1:-1])))
     return out

@@ -31,7 +31,7 @@ class Parts:
     reembed: bool = False  # re-embed everything if the embedder differs from the database's
     cache_seq: int = 0  # the last change the cache has seen
     user_keys: dict[str, int] = field(default_factory=dict)  # see user_key
-    token_cache: TokenCache | None = None  # reranking's, made on its first use
+    token_cache: TokenCache | None = None  # reranking's, there when MemoryConfig.rerank is on
 
     async def user_key(self, user_id: str) -> int | None:
         """The user's key, None while the user has stored nothing. Users are never deleted and a

@@ -18,7 +18,7 @@ import numpy as np
 from .models import Memory, SearchResult
 from .parts import Parts
 from .ports import MemoryFilter, Selection, Vector, VectorFilter
-from .rerank import TokenCache, rerank
+from .rerank import rerank
 from .scope import Position
 from .scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
 
@@ -71,9 +71,7 @@ async def find(
         parts, keys, rows, similarity, words, [k for k, _ in semantic], [k for k, _ in text], mode, now, min_relevance,
         vector is not None,
     )
-    if parts.config.rerank and mode == "hybrid" and vector is not None:
-        if parts.token_cache is None:
-            parts.token_cache = TokenCache(int(parts.config.rerank_cache_mb * 2**20))
+    if parts.token_cache is not None and mode == "hybrid" and vector is not None:  # rerank is on
         head = ranked[:max(parts.config.rerank_depth, top_k)]
         ranked = await rerank(parts.embedder, parts.token_cache, query, head, rows)  # type: ignore[arg-type]
     return user_key, within_budget(ranked, rows, similarity, words, top_k, token_budget)
