@@ -4,7 +4,8 @@ Hybrid recall (the default) asks the text index and the vector index for candida
 visible from the position, scores what only full text found semantically too (from its stored
 vector), fuses both scores (see :mod:`memory_mcp.memory.scoring`) and weighs the result by importance
 and recency. With ``MemoryConfig.rerank`` the best few are then reordered token by token (see
-:mod:`memory_mcp.memory.rerank`). While the embedder is still loading, hybrid recall answers from
+:mod:`memory_mcp.memory.rerank`). Last, a question gives way to the turn that answers it (see
+:mod:`memory_mcp.memory.dialogue`). While the embedder is still loading, hybrid recall answers from
 full text alone.
 """
 
@@ -15,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from .dialogue import answers_first
 from .models import Memory, SearchResult
 from .parts import Parts
 from .ports import MemoryFilter, Selection, Vector, VectorFilter
@@ -74,6 +76,8 @@ async def find(
     if parts.token_cache is not None and mode == "hybrid" and vector is not None:  # rerank is on
         head = ranked[:max(parts.config.rerank_depth, top_k)]
         ranked = await rerank(parts.embedder, parts.token_cache, query, head, rows)  # type: ignore[arg-type]
+    if mode == "hybrid":
+        ranked = answers_first(ranked, rows)
     return user_key, within_budget(ranked, rows, similarity, words, top_k, token_budget)
 
 
