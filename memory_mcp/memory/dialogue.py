@@ -16,8 +16,8 @@ nothing the query asks for. Over the candidates it has ranked, hybrid recall the
                   + ANSWER_WEIGHT * asked(p) * max(score(p) - score(m), 0)
 
   where ``p`` is the turn just before ``m``, when it is among the candidates too. With
-  ``ANSWER_WEIGHT`` 1 an answer can reach, and not pass, the score of the question it answers, and
-  every score stays on 0..1.
+  ``ANSWER_WEIGHT`` 1 an answer can reach, and not pass, the score its question had before the
+  first rule lowered it, and every score stays on 0..1.
 
 Which turn comes just before which is read from the contexts that ``add_conversation`` gives each
 turn (its neighbours, in order, without itself): ``p`` comes just before ``m`` when each is a line
