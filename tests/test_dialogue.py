@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from memory_mcp import HierarchicalMemory
-from memory_mcp.memory.dialogue import ANSWER_WEIGHT, QUESTION_WEIGHT, _turn_before, asked
+from memory_mcp.memory.dialogue import ANSWER_WEIGHT, QUESTION_WEIGHT, asked, turn_before
 from memory_mcp.memory.scoring import factors, score_fusion
 
 
@@ -51,15 +51,15 @@ async def test_each_turn_knows_the_turn_just_before_it_from_the_stored_contexts(
     try:
         stored = await _conversation(memory, window)
         rows = {i: m for i, m in enumerate(stored)}  # keys in the order stored, as the store's are
-        assert _turn_before(list(rows), rows) == {i: i - 1 for i in range(1, len(TURNS))}
+        assert turn_before(list(rows), rows) == {i: i - 1 for i in range(1, len(TURNS))}
         # Only the turns present count: 3 follows 2; 2 does not follow 0 (turn 1 lies between),
         # nor 5 turn 3; and the order stored, not the order given, says which came first.
         some = [0, 2, 3, 5]
-        assert _turn_before(some, rows) == {3: 2}
-        assert _turn_before([5, 3, 2, 0], rows) == {3: 2}
+        assert turn_before(some, rows) == {3: 2}
+        assert turn_before([5, 3, 2, 0], rows) == {3: 2}
         # Memories stored one by one without contexts are not turns of one conversation.
         alone = [await memory.add(t, "v") for t in TURNS]
-        assert _turn_before(list(range(len(alone))), dict(enumerate(alone))) == {}
+        assert turn_before(list(range(len(alone))), dict(enumerate(alone))) == {}
     finally:
         await memory.close()
 
