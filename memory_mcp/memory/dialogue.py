@@ -35,6 +35,7 @@ from .models import Memory
 
 QUESTION_WEIGHT = 0.2
 ANSWER_WEIGHT = 1.0
+TURN_SEPARATOR = "\n"  # between the turns of a context that add_conversation writes, read back here
 
 # A sentence ends at . ! ? followed by a space or the end ("example.com/?q=1" ends none), or at
 # the full-width and Arabic marks, which need no space.
@@ -79,7 +80,7 @@ def turn_before(keys: list[int], rows: dict[int, Memory]) -> dict[int, int]:
     for key in keys:
         by_content.setdefault(rows[key].content, []).append(key)
         context = rows[key].context
-        lines[key] = context.split("\n") if context else []
+        lines[key] = context.split(TURN_SEPARATOR) if context else []
     before: dict[int, int] = {}
     for m in keys:
         content = rows[m].content

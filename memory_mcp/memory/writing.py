@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import AlreadySupersededError
 from . import embedding, validation
+from .dialogue import TURN_SEPARATOR
 from .duplicates import content_hash, find, scope, similar
 from .fulltext import search_text
 from .models import Memory, MemoryCategory
@@ -177,7 +178,7 @@ def conversation_items(
         item = {**shared, **turn}
         around = texts[max(0, i - window) : i] + texts[i + 1 : i + 1 + window]
         if "context" not in turn and around:
-            item["context"] = "\n".join(around)[:max_chars]
+            item["context"] = TURN_SEPARATOR.join(around)[:max_chars]
         items.append(item)
     return items
 
