@@ -2,8 +2,9 @@
 
 Hybrid recall (the default) asks the text index and the vector index for candidates among what is
 visible from the position, scores what only full text found semantically too (from its stored
-vector), fuses both scores (see :mod:`memory_mcp.memory.scoring`) and weighs the result by importance
-and recency. With ``MemoryConfig.rerank`` the best few are then reordered token by token (see
+vector), fuses both scores (see :mod:`memory_mcp.memory.scoring`), weighs the result by importance
+and recency, and by how near it lies to a time the query names (see
+:mod:`memory_mcp.memory.timeframe`). With ``MemoryConfig.rerank`` the best few are then reordered token by token (see
 :mod:`memory_mcp.memory.rerank`). Last, a question gives way to the turn that answers it (see
 :mod:`memory_mcp.memory.dialogue`). While the embedder is still loading, hybrid recall answers from
 full text alone.
@@ -23,6 +24,7 @@ from .ports import MemoryFilter, Selection, Vector, VectorFilter
 from .rerank import rerank
 from .scope import Position
 from .scoring import estimate_tokens, reciprocal_rank_fusion, score_fusion, weigh
+from .timeframe import toward_named_time
 
 SearchMode = Literal["hybrid", "semantic", "text"]
 
@@ -73,6 +75,8 @@ async def find(
         parts, keys, rows, similarity, words, [k for k, _ in semantic], [k for k, _ in text], mode, now, min_relevance,
         vector is not None,
     )
+    if mode == "hybrid":
+        ranked = toward_named_time(ranked, rows, query, now)
     if parts.token_cache is not None and mode == "hybrid" and vector is not None:  # rerank is on
         head = ranked[:max(parts.config.rerank_depth, top_k)]
         ranked = await rerank(parts.embedder, parts.token_cache, query, head, rows)  # type: ignore[arg-type]
