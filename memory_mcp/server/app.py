@@ -417,7 +417,8 @@ def build_server(settings: ServerSettings | None = None) -> MCPServer:
 
     @mcp.tool(annotations=_READ)
     async def recall(
-        query: Annotated[str, Field(description="What you need to know, in plain words")],
+        query: Annotated[str, Field(description="What you need to know, in plain words; naming a time (in May 2024, "
+                                                 "yesterday) favours memories from then")],
         ctx: Context,
         top_k: TopK = 5,
         mode: Mode = "hybrid",
