@@ -16,14 +16,17 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from test_server_transports import free_port, server_env
 
 from memory_mcp import HierarchicalMemory, MemoryConfig
+from memory_mcp.memory.timeframe import TIME_WEIGHT, factor, named_span
 from memory_mcp.server.auth import add_token
 
 pytestmark = pytest.mark.slow
@@ -191,6 +194,30 @@ async def test_search_shows_each_results_score_parts(open_server: Any, page: Pag
     assert 0 < semantic <= 1 and 0 < text <= 1
     assert 0 < importance <= 1 and 0 < recency <= 1
     assert score == pytest.approx((semantic + text) / 2 * importance * recency, abs=0.002)
+
+
+async def test_a_question_naming_a_time_shows_how_near_each_result_lies_to_it(open_server: Any, page: Page) -> None:
+    server, _ = open_server
+    question = "which tea did she drink in March 2024?"
+    await page.goto(server.url + "/search?u=alice&q=" + quote(question))
+    await expect(page.locator(".named-time")).to_contain_text("names 2024-03-01 to 2024-03-31 (UTC)")
+    await expect(page.locator("thead")).to_contain_text("× time")
+    first = page.locator("tbody tr").first
+    await expect(first).to_contain_text("Alice drinks green tea every morning")
+    cells = [await c.inner_text() for c in await first.locator("td.num").all()]
+    score, semantic, text, importance, recency, by_time = (float(c.split()[-1]) for c in cells)
+    valid_from = re.search(r"valid from (\S+ \S+) UTC", await first.inner_text())
+    assert valid_from is not None
+    at = datetime.fromisoformat(valid_from[1]).replace(tzinfo=UTC).timestamp()
+    span = named_span(question, time.time())
+    assert span is not None
+    assert by_time == pytest.approx(factor(at, span), abs=0.001)
+    assert 1 - TIME_WEIGHT <= by_time < 1  # stored now, long after March 2024
+    assert score == pytest.approx((semantic + text) / 2 * importance * recency * by_time, abs=0.002)
+    # Another mode, or a question naming no time: no such column.
+    await page.goto(server.url + "/search?u=alice&mode=text&q=" + quote(question))
+    await expect(page.locator("thead")).not_to_contain_text("× time")
+    await expect(page.locator(".named-time")).to_have_count(0)
 
 
 async def test_a_memory_page_shows_the_timeline_of_its_fact(open_server: Any, page: Page) -> None:

@@ -166,6 +166,12 @@ def near(at: float, span: Span) -> float:
     return 1.0
 
 
+def factor(at: float, span: Span) -> float:
+    """What a memory of this time keeps of its score (1 - TIME_WEIGHT .. 1); shown beside a result
+    so that a person can see why it ranks where it does."""
+    return 1.0 - TIME_WEIGHT * (1.0 - near(at, span))
+
+
 def toward_named_time(
     ranked: list[tuple[int, float, float]], rows: dict[int, Memory], query: str, now: float
 ) -> list[tuple[int, float, float]]:
@@ -174,9 +180,6 @@ def toward_named_time(
     span = named_span(query, now)
     if span is None:
         return ranked
-    rescored = [
-        (key, score * (1.0 - TIME_WEIGHT * (1.0 - near(rows[key].valid_from.timestamp(), span))), relevance)
-        for key, score, relevance in ranked
-    ]
+    rescored = [(key, score * factor(rows[key].valid_from.timestamp(), span), relevance) for key, score, relevance in ranked]
     rescored.sort(key=lambda ranking: -ranking[1])
     return rescored

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..errors import MemoryNotFoundError
+from ..memory.timeframe import named_span
 from . import views
 from .access import viewer_of
 from .browser import browser_of, root
@@ -105,16 +106,20 @@ async def search(request: Request) -> Response:
     mode = params.get("mode", "hybrid") if params.get("mode") in SEARCH_MODES else "hybrid"
     where = {name: params.get(name, "") for name in ("session", "agent", "turn")}
     everywhere = params.get("everywhere", "1") == "1"
-    results = []
+    results, named = [], None
     if q:
         now = datetime.now(UTC)
         found = await engine.search(
             q, user_id, where["session"] or None, where["agent"] or None, where["turn"] or None, top_k=TOP_K,
             mode=mode, all_levels=everywhere,
         )
-        results = [(r, views.score_parts(r, engine.config, now)) for r in found]
-    return await browser.render(request, "search.html", user_id=user_id, q=q, mode=mode, where=where,
-                                everywhere=everywhere, results=results, model_status=engine.semantic_status)
+        named = named_span(q, now.timestamp()) if mode == "hybrid" else None
+        results = [(r, views.score_parts(r, engine.config, now, named)) for r in found]
+    return await browser.render(
+        request, "search.html", user_id=user_id, q=q, mode=mode, where=where, everywhere=everywhere, results=results,
+        model_status=engine.semantic_status,
+        named=named and (datetime.fromtimestamp(named[0], UTC), datetime.fromtimestamp(named[1] - 1, UTC)),
+    )
 
 
 async def memory(request: Request) -> Response:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from ..memory import timeframe
 from ..memory.config import MemoryConfig
 from ..memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from ..memory.ports import MemoryFilter, ScopeCount
 from ..memory.scoring import factors
+from ..memory.timeframe import Span
 
 PAGE_SIZE = 50
 TEXT_MATCHES = 500  # a listing filtered by words shows at most the best this many (10 pages)
@@ -159,15 +161,18 @@ class ScoreParts:
     text: float | None
     importance: float  # factor, 0..1
     recency: float  # factor, 0..1
+    time: float | None  # factor, 0..1, when the question names a time (hybrid recall)
 
 
-def score_parts(result: SearchResult, config: MemoryConfig, now: datetime) -> ScoreParts:
+def score_parts(result: SearchResult, config: MemoryConfig, now: datetime, named: Span | None = None) -> ScoreParts:
     by_importance, by_recency = factors(
         importance=result.memory.importance, age_days=(now - result.memory.valid_from).total_seconds() / 86400,
         importance_weight=config.importance_weight, recency_weight=config.recency_weight,
         half_life_days=config.recency_half_life_days,
     )
-    return ScoreParts(result.score, result.relevance, result.similarity, result.text_score, by_importance, by_recency)
+    by_time = None if named is None else timeframe.factor(result.memory.valid_from.timestamp(), named)
+    return ScoreParts(result.score, result.relevance, result.similarity, result.text_score, by_importance, by_recency,
+                      by_time)
 
 
 def when(value: datetime | None, seconds: bool = True) -> str:
