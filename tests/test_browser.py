@@ -26,6 +26,7 @@ import pytest
 from test_server_transports import free_port, server_env
 
 from memory_mcp import HierarchicalMemory, MemoryConfig
+from memory_mcp.memory.dialogue import QUESTION_WEIGHT, asked
 from memory_mcp.memory.timeframe import TIME_WEIGHT, factor, named_span
 from memory_mcp.server.auth import add_token
 
@@ -218,6 +219,48 @@ async def test_a_question_naming_a_time_shows_how_near_each_result_lies_to_it(op
     await page.goto(server.url + "/search?u=alice&mode=text&q=" + quote(question))
     await expect(page.locator("thead")).not_to_contain_text("× time")
     await expect(page.locator(".named-time")).to_have_count(0)
+
+
+async def test_the_search_page_shows_how_far_the_conversation_stage_moved_a_question_and_its_answer(
+    tmp_path: Path, embedder: Any, page: Page
+) -> None:
+    from conftest import _SharedEmbedder
+
+    turns = ["Nate: I started a new job last month, so we had to move.",
+             "Joanna: Congratulations! Which city did you move to for the new job?",
+             "Nate: Lisbon. We found a flat near the river."]
+    db = tmp_path / "memory.db"
+    memory = await HierarchicalMemory.create(MemoryConfig(db_path=db), embedder=_SharedEmbedder(embedder))
+    try:
+        await memory.add_conversation([{"content": t} for t in turns], user_id="dana")
+    finally:
+        await memory.close()
+    server = UiServer(db)
+    try:
+        await page.goto(server.url + "/search?u=dana&q=" + quote("Which city did Nate move to for his new job?"))
+        await expect(page.locator("thead")).to_contain_text("± stage")
+        cells = {}
+        for row in await page.locator("tbody tr").all():
+            text = await row.locator("a.content").inner_text()
+            cells[text] = [await c.inner_text() for c in await row.locator("td.num").all()]
+        assert set(cells) == set(turns)
+        parts = {}
+        for text, row in cells.items():
+            score, semantic, text_match, importance, recency = (float(c.split()[-1]) for c in row[:5])
+            product = (semantic + text_match) / 2 * importance * recency
+            parts[text] = (score, product, None if row[5] == "—" else float(row[5]))
+        score, product, moved = parts[turns[1]]  # the question: lowered by 0.2 of what it had, times the share that asks
+        assert 0.5 < asked(turns[1]) < 1
+        assert moved == pytest.approx(-QUESTION_WEIGHT * asked(turns[1]) * product, abs=0.002)
+        score, product, moved = parts[turns[2]]  # its answer: raised towards the question's score
+        assert moved is not None and moved > 0
+        assert score <= parts[turns[1]][1] + 0.002  # never past what the question had
+        # Text mode has no such stage: no column.
+        await page.goto(server.url + "/search?u=dana&mode=text&q=" + quote("Which city did Nate move to?"))
+        await expect(page.locator("tbody tr").first).to_be_visible()
+        await expect(page.locator("thead")).not_to_contain_text("± stage")
+    finally:
+        server.stop()
 
 
 async def test_a_memory_page_shows_the_timeline_of_its_fact(open_server: Any, page: Page) -> None:

@@ -114,10 +114,10 @@ async def search(request: Request) -> Response:
             mode=mode, all_levels=everywhere,
         )
         named = named_span(q, now.timestamp()) if mode == "hybrid" else None
-        results = [(r, views.score_parts(r, engine.config, now, named)) for r in found]
+        results = [(r, views.score_parts(r, engine.config, now, named, hybrid=mode == "hybrid")) for r in found]
     return await browser.render(
         request, "search.html", user_id=user_id, q=q, mode=mode, where=where, everywhere=everywhere, results=results,
-        model_status=engine.semantic_status,
+        model_status=engine.semantic_status, moved=any(parts.moved is not None for _, parts in results),
         named=named and (datetime.fromtimestamp(named[0], UTC), datetime.fromtimestamp(named[1] - 1, UTC)),
     )
 

@@ -12,7 +12,7 @@ from ..memory import timeframe
 from ..memory.config import MemoryConfig
 from ..memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from ..memory.ports import MemoryFilter, ScopeCount
-from ..memory.scoring import factors
+from ..memory.scoring import factors, score_fusion
 from ..memory.timeframe import Span
 
 PAGE_SIZE = 50
@@ -162,17 +162,27 @@ class ScoreParts:
     importance: float  # factor, 0..1
     recency: float  # factor, 0..1
     time: float | None  # factor, 0..1, when the question names a time (hybrid recall)
+    # What the conversation stage (and reranking, when on) added to the product of the above, in
+    # hybrid recall by score fusion; None where it moved nothing.
+    moved: float | None = None
 
 
-def score_parts(result: SearchResult, config: MemoryConfig, now: datetime, named: Span | None = None) -> ScoreParts:
+def score_parts(
+    result: SearchResult, config: MemoryConfig, now: datetime, named: Span | None = None, hybrid: bool = False
+) -> ScoreParts:
     by_importance, by_recency = factors(
         importance=result.memory.importance, age_days=(now - result.memory.valid_from).total_seconds() / 86400,
         importance_weight=config.importance_weight, recency_weight=config.recency_weight,
         half_life_days=config.recency_half_life_days,
     )
     by_time = None if named is None else timeframe.factor(result.memory.valid_from.timestamp(), named)
+    moved = None
+    if hybrid and config.fusion == "score" and result.similarity is not None:  # None: full text alone answered
+        words = {} if result.text_score is None else {0: result.text_score}
+        fused = score_fusion({0: result.similarity}, words, config.text_weight)[0]
+        moved = result.score - fused * by_importance * by_recency * (1.0 if by_time is None else by_time)
     return ScoreParts(result.score, result.relevance, result.similarity, result.text_score, by_importance, by_recency,
-                      by_time)
+                      by_time, moved if moved is not None and abs(moved) >= 0.0005 else None)
 
 
 def when(value: datetime | None, seconds: bool = True) -> str:
