@@ -6,7 +6,8 @@ fraction of a second, but each engine would load its own copy); everything else 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from pg import PostgresForTests
 
 from memory_mcp import HierarchicalMemory, MemoryConfig
 from memory_mcp.adapters.onnx_embedder import OnnxEmbedder
+from memory_mcp.memory.models import SearchResult
+from memory_mcp.memory.scoring import factors, score_fusion
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +133,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def weighed_scores(results: Sequence[SearchResult], config: MemoryConfig, now: datetime) -> dict[str, float]:
+    """Each hybrid result's score before the stages after weighing (named time, rerank, the
+    conversation), computed again by the documented formulas from the result's own two matches,
+    importance and age: the fused score times the importance and recency factors. By memory id."""
+    fused = score_fusion({r.id: r.similarity for r in results if r.similarity is not None},
+                         {r.id: r.text_score for r in results if r.text_score is not None}, config.text_weight)
+    weighed = {}
+    for r in results:
+        by_importance, by_recency = factors(
+            importance=r.memory.importance, age_days=(now - r.memory.valid_from).total_seconds() / 86400,
+            importance_weight=config.importance_weight, recency_weight=config.recency_weight,
+            half_life_days=config.recency_half_life_days)
+        weighed[r.id] = fused[r.id] * by_importance * by_recency
+    return weighed

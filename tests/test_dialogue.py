@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from conftest import weighed_scores
 
 from memory_mcp import HierarchicalMemory
 from memory_mcp.memory.dialogue import ANSWER_WEIGHT, QUESTION_WEIGHT, asked, turn_before
-from memory_mcp.memory.scoring import factors, score_fusion
 
 
 def test_asked_is_the_share_of_characters_in_sentences_ending_with_a_question_mark() -> None:
@@ -78,16 +78,8 @@ async def test_recall_puts_the_answer_above_the_question_with_the_documented_sco
         assert order.index(TURNS[4]) < order.index(TURNS[3])  # the answer before the question
 
         # Each score, computed again from the result's two matches by the documented formulas.
-        config = memory.config
-        fused = score_fusion({r.id: r.similarity for r in results if r.similarity is not None},
-                             {r.id: r.text_score for r in results if r.text_score is not None}, config.text_weight)
-        before = {}
-        for r in results:
-            by_importance, by_recency = factors(
-                importance=r.memory.importance, age_days=(now - r.memory.valid_from).total_seconds() / 86400,
-                importance_weight=config.importance_weight, recency_weight=config.recency_weight,
-                half_life_days=config.recency_half_life_days)
-            before[r.content] = fused[r.id] * by_importance * by_recency
+        weighed = weighed_scores(results, memory.config, now)
+        before = {r.content: weighed[r.id] for r in results}
         for r in results:
             expected = before[r.content] * (1 - QUESTION_WEIGHT * asked(r.content))
             i = TURNS.index(r.content)

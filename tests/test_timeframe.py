@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from conftest import weighed_scores
 
 from memory_mcp.memory.dialogue import asked
-from memory_mcp.memory.scoring import factors, score_fusion
 from memory_mcp.memory.timeframe import AFTER_DAYS, BEFORE_DAYS, TIME_WEIGHT, named_span, near
 
 NOW = datetime(2026, 12, 8, 15, 30, tzinfo=UTC)  # a Tuesday
@@ -109,17 +109,11 @@ async def test_hybrid_recall_prefers_what_was_said_at_the_named_time_by_the_docu
         now = datetime.now(UTC)
         span = named_span(query, now.timestamp())
         assert span is not None
-        config = memory.config
-        fused = score_fusion({r.id: r.similarity for r in dated if r.similarity is not None},
-                             {r.id: r.text_score for r in dated if r.text_score is not None}, config.text_weight)
+        weighed = weighed_scores(dated, memory.config, now)
         for r in dated:
-            by_importance, by_recency = factors(
-                importance=r.memory.importance, age_days=(now - r.memory.valid_from).total_seconds() / 86400,
-                importance_weight=config.importance_weight, recency_weight=config.recency_weight,
-                half_life_days=config.recency_half_life_days)
             by_time = 1 - TIME_WEIGHT * (1 - near(r.memory.valid_from.timestamp(), span))
             assert asked(r.content) == 0  # statements: the conversation stage leaves them be
-            assert r.score == pytest.approx(fused[r.id] * by_importance * by_recency * by_time, abs=1e-4), r.content
+            assert r.score == pytest.approx(weighed[r.id] * by_time, abs=1e-4), r.content
         assert [r.score for r in dated] == sorted((r.score for r in dated), reverse=True)
 
         # The semantic and text modes keep their one match as the score.

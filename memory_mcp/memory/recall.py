@@ -4,10 +4,10 @@ Hybrid recall (the default) asks the text index and the vector index for candida
 visible from the position, scores what only full text found semantically too (from its stored
 vector), fuses both scores (see :mod:`memory_mcp.memory.scoring`), weighs the result by importance
 and recency, and by how near it lies to a time the query names (see
-:mod:`memory_mcp.memory.timeframe`). With ``MemoryConfig.rerank`` the best few are then reordered token by token (see
-:mod:`memory_mcp.memory.rerank`). Last, a question gives way to the turn that answers it (see
-:mod:`memory_mcp.memory.dialogue`). While the embedder is still loading, hybrid recall answers from
-full text alone.
+:mod:`memory_mcp.memory.timeframe`). With ``MemoryConfig.rerank`` the best few are then reordered
+token by token (see :mod:`memory_mcp.memory.rerank`). Last, a question gives way to the turn that
+answers it (see :mod:`memory_mcp.memory.dialogue`). While the embedder is still loading, hybrid
+recall answers from full text alone.
 """
 
 from __future__ import annotations

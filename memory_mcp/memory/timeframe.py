@@ -103,10 +103,6 @@ def _relative(word: str, today: date) -> Span:
     return _year(today.year - (word == "last year"))
 
 
-def _number(match: re.Match[str], name: str) -> int:
-    return int(match[name])
-
-
 def _month_of(match: re.Match[str]) -> int:
     return _MONTHS[match["month"].lower()]
 
@@ -115,21 +111,21 @@ def _month_of(match: re.Match[str]) -> int:
 # is one day, not also a month and a year.
 _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str], date], Span]]] = [
     (re.compile(r"\b(?P<year>\d{4})[-/](?P<month>\d{1,2})[-/](?P<day>\d{1,2})\b"),
-     lambda m, _: _days(date(_number(m, "year"), _number(m, "month"), _number(m, "day")), 1)),
+     lambda m, _: _days(date(int(m["year"]), int(m["month"]), int(m["day"])), 1)),
     (re.compile(rf"\b{_NTH}(?:\s+of)?\s+{_MONTH},?\s+{_YEAR}\b", re.I),
-     lambda m, _: _days(date(_number(m, "year"), _month_of(m), _number(m, "day")), 1)),
+     lambda m, _: _days(date(int(m["year"]), _month_of(m), int(m["day"])), 1)),
     (re.compile(rf"\b{_MONTH}\s+{_NTH},?\s+{_YEAR}\b", re.I),
-     lambda m, _: _days(date(_number(m, "year"), _month_of(m), _number(m, "day")), 1)),
+     lambda m, _: _days(date(int(m["year"]), _month_of(m), int(m["day"])), 1)),
     (re.compile(r"\b(?P<year>\d{4})-(?P<month>\d{1,2})\b"),
-     lambda m, _: _month(_number(m, "year"), _number(m, "month"))),
+     lambda m, _: _month(int(m["year"]), int(m["month"]))),
     (re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?{_YEAR}\b", re.I),
-     lambda m, _: _month(_number(m, "year"), _month_of(m))),
+     lambda m, _: _month(int(m["year"]), _month_of(m))),
     (re.compile(rf"\b{_NTH}(?:\s+of)?\s+{_MONTH}(?!\w)", re.I),
-     lambda m, today: _days(_latest(_month_of(m), _number(m, "day"), today), 1)),
+     lambda m, today: _days(_latest(_month_of(m), int(m["day"]), today), 1)),
     (re.compile(rf"\b{_MONTH}\s+{_NTH}\b", re.I),
-     lambda m, today: _days(_latest(_month_of(m), _number(m, "day"), today), 1)),
+     lambda m, today: _days(_latest(_month_of(m), int(m["day"]), today), 1)),
     (re.compile(rf"\b{_YEAR}\b"),
-     lambda m, _: _year(_number(m, "year"))),
+     lambda m, _: _year(int(m["year"]))),
     (re.compile(r"\b(?P<count>\d{1,3}|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+"
                 r"(?P<unit>day|week|month|year)s?\s+ago\b", re.I), _ago),
     (re.compile(r"\b(?:today|tonight|yesterday|last\s+night|this\s+(?:morning|afternoon|evening)|"
